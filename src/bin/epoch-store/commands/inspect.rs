@@ -1,0 +1,125 @@
+//! `epoch-store inspect`.
+
+use epoch_store::DOCUMENT_LIMIT;
+use epoch_store::model::{Descriptor, media_type};
+
+use crate::output::size;
+use crate::{Ctx, EXIT_OK};
+
+/// Show a manifest or index: kind, annotations, config, layers and sizes.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  epoch-store inspect vm:v1\n  epoch-store --json inspect sha256:4413..."
+)]
+pub struct Args {
+    /// A ref name or a digest.
+    #[arg(value_name = "REF|DIGEST")]
+    target: String,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
+    let layout = ctx.open()?;
+    let desc = layout.resolve(&args.target)?;
+    if !media_type::is_document(&desc.media_type) {
+        anyhow::bail!(
+            "{} is a {} blob of {}, not a manifest or index; use `epoch-store cat {}` to read it",
+            desc.digest,
+            desc.media_type,
+            size(desc.size),
+            desc.digest
+        );
+    }
+    let summary = layout.summarize(&desc)?;
+    let raw = layout.read_blob(&desc, DOCUMENT_LIMIT)?;
+    let doc = summary.document.as_ref().expect("a document was read");
+    if ctx.json {
+        let manifest: serde_json::Value = serde_json::from_slice(&raw)?;
+        crate::output::json(&serde_json::json!({
+            "ref": desc.ref_name(),
+            "digest": desc.digest,
+            "mediaType": desc.media_type,
+            "artifactType": doc.artifact_type,
+            "kind": summary.kind,
+            "size": summary.size,
+            "blobs": summary.blobs,
+            "annotations": doc.annotations,
+            "config": doc.config,
+            "layers": doc.layers,
+            "manifests": doc.manifests,
+            "subject": doc.subject,
+            "manifest": manifest,
+        }))?;
+        return Ok(EXIT_OK);
+    }
+    if ctx.quiet {
+        return Ok(EXIT_OK);
+    }
+    if let Some(r) = desc.ref_name() {
+        println!("Ref:           {r}");
+    }
+    println!("Digest:        {}", desc.digest);
+    println!("Media type:    {}", desc.media_type);
+    if let Some(at) = &doc.artifact_type {
+        println!("Artifact type: {at}");
+    }
+    println!("Kind:          {}", summary.kind);
+    println!(
+        "Total size:    {} in {} blobs ({} bytes)",
+        size(summary.size),
+        summary.blobs,
+        summary.size
+    );
+    for (k, v) in &doc.annotations {
+        println!("Annotation:    {k}={v}");
+    }
+    if let Some(c) = &doc.config {
+        println!(
+            "Config:        {} {} {}",
+            c.media_type,
+            size(c.size),
+            c.digest
+        );
+    }
+    if let Some(layers) = &doc.layers {
+        println!("Layers ({}):", layers.len());
+        for l in layers {
+            println!(
+                "  {:<28} {:>10}  {}  {}",
+                l.title().unwrap_or("-"),
+                size(l.size),
+                l.media_type,
+                l.digest
+            );
+        }
+    }
+    if let Some(ms) = &doc.manifests {
+        println!("Manifests ({}):", ms.len());
+        for m in ms {
+            println!(
+                "  {:<28} {:>10}  {}  {}",
+                platform(m),
+                size(m.size),
+                m.media_type,
+                m.digest
+            );
+        }
+    }
+    if let Some(s) = &doc.subject {
+        println!("Subject:       {} {}", s.media_type, s.digest);
+    }
+    Ok(EXIT_OK)
+}
+
+fn platform(d: &Descriptor) -> String {
+    match &d.platform {
+        Some(p) => {
+            let mut s = format!("{}/{}", p.os(), p.architecture());
+            if let Some(v) = p.variant() {
+                s.push('/');
+                s.push_str(v);
+            }
+            s
+        }
+        None => d.ref_name().unwrap_or("-").to_string(),
+    }
+}

@@ -1,0 +1,80 @@
+//! `epoch-store verify`.
+
+use std::time::Instant;
+
+use epoch_store::VerifyOptions;
+
+use crate::output::{duration, rate, size};
+use crate::{Ctx, EXIT_OK, EXIT_PROBLEMS};
+
+/// Check the layout without changing it; exit 1 if anything is damaged.
+///
+/// Re-hashes every blob (both cores, memory-mapped), checks that every
+/// referenced blob exists with the right size and digest, that manifests and
+/// indexes parse and are unambiguous, that embedded data matches, and that
+/// blobs/ holds only regular files named by digests. With REFs, checks only
+/// what they reach. Unreferenced blobs and leftover temp files are reported as
+/// information, not damage.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  epoch-store verify\n  epoch-store verify vm:v1 vm:v2\n  epoch-store --json verify | jq '.problems'"
+)]
+pub struct Args {
+    /// Refs or digests to check (default: the whole layout).
+    #[arg(value_name = "REF")]
+    refs: Vec<String>,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
+    let layout = ctx.open()?;
+    let started = Instant::now();
+    let bar = crate::progress::Bar::new(ctx.quiet);
+    let report = layout.verify(&VerifyOptions::default().refs(args.refs), &bar)?;
+    let code = if report.is_ok() {
+        EXIT_OK
+    } else {
+        EXIT_PROBLEMS
+    };
+    if ctx.json {
+        crate::output::json(&report)?;
+        return Ok(code);
+    }
+    for p in &report.problems {
+        eprintln!("problem: {p}");
+    }
+    for n in &report.notices {
+        ctx.say(format_args!("note: {n}"));
+    }
+    if report.unreferenced_blobs > 0 {
+        ctx.say(format_args!(
+            "note: {} unreferenced blobs ({}); `epoch-store gc` reclaims them once older than its grace period",
+            report.unreferenced_blobs,
+            size(report.unreferenced_bytes)
+        ));
+    }
+    if report.temp_files > 0 {
+        ctx.say(format_args!(
+            "note: {} temp files left by interrupted writes; `epoch-store gc` removes them",
+            report.temp_files
+        ));
+    }
+    let elapsed = started.elapsed();
+    let summary = format!(
+        "{} roots, {} documents, {} blobs ({}) checked in {} ({})",
+        report.roots,
+        report.documents,
+        report.blobs_checked,
+        size(report.bytes_checked),
+        duration(elapsed),
+        rate(report.bytes_checked, elapsed)
+    );
+    if report.is_ok() {
+        ctx.say(format_args!("OK: {summary}"));
+    } else {
+        eprintln!(
+            "DAMAGED: {} problems; {summary}. Restore the damaged blobs from another copy (epoch-store add or skopeo copy re-publishes them) or untag what reaches them.",
+            report.problems.len()
+        );
+    }
+    Ok(code)
+}

@@ -1,0 +1,125 @@
+//! The `epoch-store` command: parses arguments, calls the library, prints.
+
+mod commands;
+mod output;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status: everything fine.
+const EXIT_OK: u8 = 0;
+/// Exit status: verify found problems.
+const EXIT_PROBLEMS: u8 = 1;
+/// Exit status: an error (bad input, missing ref, I/O).
+const EXIT_ERROR: u8 = 2;
+
+const EXAMPLES: &str = "\
+Examples:
+  epoch-store --layout /media/usb/store init
+  epoch-store --layout /media/usb/store add --ref vm:v1 disk.qcow2 memory-ranges
+  epoch-store --layout /media/usb/store ls
+  epoch-store --layout /media/usb/store verify
+  epoch-store --layout /media/usb/store gc --dry-run
+
+Exit codes: 0 ok, 1 verify found problems, 2 error (bad input, missing ref, I/O).
+The layout directory can also be set with EPOCH_STORE_LAYOUT.";
+
+/// Keep VM snapshots, OS disk images and container images in an OCI image
+/// layout, carry them across an air gap, verify them on the other side.
+#[derive(Parser, Debug)]
+#[command(name = "epoch-store", version, after_help = EXAMPLES, max_term_width = 100)]
+struct Cli {
+    /// The OCI image layout directory.
+    #[arg(
+        long,
+        global = true,
+        env = "EPOCH_STORE_LAYOUT",
+        default_value = ".",
+        value_name = "DIR"
+    )]
+    layout: PathBuf,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print nothing but errors (and what was asked for, like `cat`).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Init(commands::init::Args),
+    Add(commands::add::Args),
+    Ls(commands::ls::Args),
+    Inspect(commands::inspect::Args),
+    Cat(commands::cat::Args),
+    Tag(commands::tag::Args),
+    Untag(commands::untag::Args),
+    Gc(commands::gc::Args),
+    Verify(commands::verify::Args),
+}
+
+/// What every command gets besides its own arguments.
+pub(crate) struct Ctx {
+    pub layout_dir: PathBuf,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Ctx {
+    pub fn open(&self) -> anyhow::Result<epoch_store::Layout> {
+        Ok(epoch_store::Layout::open(&self.layout_dir)?)
+    }
+
+    /// Prints a human line on stdout unless `--quiet` or `--json`.
+    pub fn say(&self, line: impl std::fmt::Display) {
+        if !self.quiet && !self.json {
+            println!("{line}");
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = Ctx {
+        layout_dir: cli.layout,
+        json: cli.json,
+        quiet: cli.quiet,
+    };
+    let result = match cli.command {
+        Command::Init(a) => commands::init::run(&ctx, a),
+        Command::Add(a) => commands::add::run(&ctx, a),
+        Command::Ls(a) => commands::ls::run(&ctx, a),
+        Command::Inspect(a) => commands::inspect::run(&ctx, a),
+        Command::Cat(a) => commands::cat::run(&ctx, a),
+        Command::Tag(a) => commands::tag::run(&ctx, a),
+        Command::Untag(a) => commands::untag::run(&ctx, a),
+        Command::Gc(a) => commands::gc::run(&ctx, a),
+        Command::Verify(a) => commands::verify::run(&ctx, a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            eprintln!("epoch-store: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || matches!(c.downcast_ref::<epoch_store::Error>(),
+                Some(epoch_store::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

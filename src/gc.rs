@@ -1,0 +1,196 @@
+//! Garbage collection: plan, then apply.
+//!
+//! Roots are every `index.json` entry, tagged or not. A blob is garbage when
+//! nothing reachable from a root points to it and it is older than the grace
+//! period; temp files older than the grace period are abandoned writes.
+//! Two defences keep live data: epoch-store writers hold a shared lock for
+//! their whole run, which [`Layout::gc`] takes exclusively, and the grace
+//! period covers tools that do not know the lock (skopeo, oras, umoci).
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::inventory::Inventory;
+use crate::layout::Layout;
+use crate::lock::{self, Mode};
+use crate::writer::GC_LOCK;
+
+/// Options for gc.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct GcOptions {
+    /// Unreachable blobs and temp files younger than this are kept (default 24 h).
+    pub grace: Duration,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl GcOptions {
+    /// Sets the grace period.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+}
+
+/// One file gc would remove.
+#[derive(Clone, Debug, Serialize)]
+pub struct Garbage {
+    /// Its path.
+    pub path: PathBuf,
+    /// The blob's digest; `None` for a temp file.
+    pub digest: Option<Digest>,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// What gc found and would do.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GcPlan {
+    /// `index.json` entries.
+    pub roots: usize,
+    /// Blobs reachable from them, present on disk.
+    pub reachable_blobs: usize,
+    /// Their bytes.
+    pub reachable_bytes: u64,
+    /// Unreachable blobs to remove.
+    pub blobs: Vec<Garbage>,
+    /// Abandoned temp files to remove.
+    pub temp_files: Vec<Garbage>,
+    /// Unreachable blobs kept because they are younger than the grace period.
+    pub young_blobs: usize,
+    /// Their bytes.
+    pub young_bytes: u64,
+}
+
+impl GcPlan {
+    /// Bytes the plan frees.
+    pub fn bytes(&self) -> u64 {
+        self.blobs
+            .iter()
+            .chain(&self.temp_files)
+            .map(|g| g.size)
+            .sum()
+    }
+}
+
+/// What gc did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GcReport {
+    /// The plan that was applied.
+    pub plan: GcPlan,
+    /// Blobs removed.
+    pub removed_blobs: usize,
+    /// Temp files removed.
+    pub removed_temp_files: usize,
+    /// Bytes freed.
+    pub removed_bytes: u64,
+}
+
+impl Layout {
+    /// Plans a gc without changing anything or taking a lock (`--dry-run`).
+    ///
+    /// # Errors
+    /// [`Error::GcRefused`] when a reachable document is missing or damaged
+    /// (its children are unknown, so nothing can be called garbage), and
+    /// errors reading `index.json` or listing `blobs/`.
+    pub fn plan_gc(&self, options: &GcOptions) -> Result<GcPlan> {
+        let index = self.read_index()?;
+        let roots = index.entries();
+        let graph = Graph::walk(self, roots);
+        if let Some((desc, e)) = graph.failures.first() {
+            return Err(Error::GcRefused {
+                reason: format!(
+                    "{} of the reachable manifests cannot be read, so what they reference is unknown; first: {}: {e}. \
+                     Run `epoch-store verify`, then restore the document or untag the refs that reach it",
+                    graph.failures.len(),
+                    desc.digest
+                ),
+            });
+        }
+        let reachable = graph.reachable();
+        let inventory = Inventory::scan(self)?;
+        let cutoff = SystemTime::now()
+            .checked_sub(options.grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut plan = GcPlan {
+            roots: roots.len(),
+            ..GcPlan::default()
+        };
+        for (digest, file) in &inventory.blobs {
+            if reachable.contains(digest) {
+                plan.reachable_blobs += 1;
+                plan.reachable_bytes += file.size;
+            } else if file.modified <= cutoff {
+                plan.blobs.push(Garbage {
+                    path: file.path.clone(),
+                    digest: Some(digest.clone()),
+                    size: file.size,
+                });
+            } else {
+                plan.young_blobs += 1;
+                plan.young_bytes += file.size;
+            }
+        }
+        for file in inventory.temp_files.iter().filter(|f| f.modified <= cutoff) {
+            plan.temp_files.push(Garbage {
+                path: file.path.clone(),
+                digest: None,
+                size: file.size,
+            });
+        }
+        Ok(plan)
+    }
+
+    /// Takes the gc lock exclusively (waiting for running writers), plans
+    /// under it, and removes the garbage; then fsyncs the blob directories.
+    ///
+    /// # Errors
+    /// As [`Layout::plan_gc`], and I/O errors removing files (files already
+    /// gone are fine).
+    pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
+        self.ensure_private()?;
+        let _lock = lock::acquire(&self.lock_path(GC_LOCK), Mode::Exclusive)?;
+        let plan = self.plan_gc(options)?;
+        let mut report = GcReport::default();
+        let mut dirs = std::collections::BTreeSet::new();
+        for g in &plan.blobs {
+            if remove(&g.path)? {
+                report.removed_blobs += 1;
+                report.removed_bytes += g.size;
+                dirs.insert(durable::parent(&g.path).to_path_buf());
+            }
+        }
+        for g in &plan.temp_files {
+            if remove(&g.path)? {
+                report.removed_temp_files += 1;
+                report.removed_bytes += g.size;
+            }
+        }
+        for dir in dirs {
+            durable::sync_dir(&dir)?;
+        }
+        report.plan = plan;
+        Ok(report)
+    }
+}
+
+fn remove(path: &std::path::Path) -> Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("remove", path, e)),
+    }
+}

@@ -1,0 +1,19 @@
+//! Progress reporting from long operations, without tying the library to a terminal.
+
+/// Receives progress from long operations (hashing, copying, sweeping).
+/// Implementations must be cheap and thread-safe: `advance` is called from
+/// worker threads.
+pub trait Progress: Sync {
+    /// A phase begins; `total` is its amount of work in bytes (0 if unknown).
+    fn begin(&self, _phase: &str, _total: u64) {}
+    /// `bytes` more of the current phase are done.
+    fn advance(&self, _bytes: u64) {}
+    /// The current phase is over.
+    fn finish(&self) {}
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}

@@ -1,0 +1,260 @@
+//! The atomic-rename blob writer and `index.json` updates: the publish
+//! protocol of `docs/durability.md`.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::digest::{Algorithm, Hasher};
+use crate::durable::{self, Published, TempFile};
+use crate::error::{Error, IoContext, Result};
+use crate::hash;
+use crate::index::Index;
+use crate::layout::Layout;
+use crate::lock::{self, Lock, Mode};
+use crate::model::Descriptor;
+use crate::progress::Progress;
+
+/// Name of the lock writers hold shared for their whole run and gc exclusively.
+pub(crate) const GC_LOCK: &str = "gc.lock";
+/// Name of the lock held around every read-modify-write of `index.json`.
+pub(crate) const INDEX_LOCK: &str = "index.lock";
+
+/// A write session on a layout. It holds the writer lock (shared with other
+/// writers, exclusive of gc), publishes blobs, and makes them durable before
+/// any `index.json` that references them: [`Writer::update_index`] fsyncs the
+/// blob directories first.
+#[derive(Debug)]
+pub struct Writer<'a> {
+    layout: &'a Layout,
+    _lock: Lock,
+    /// Blob directories with names not yet fsynced.
+    dirty: Mutex<BTreeSet<Algorithm>>,
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(layout: &'a Layout) -> Result<Writer<'a>> {
+        layout.ensure_private()?;
+        let lock = lock::acquire(&layout.lock_path(GC_LOCK), Mode::Shared)?;
+        Ok(Writer {
+            layout,
+            _lock: lock,
+            dirty: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// The layout being written.
+    pub fn layout(&self) -> &Layout {
+        self.layout
+    }
+
+    /// Starts a new blob (SHA-256) in a temp file.
+    ///
+    /// # Errors
+    /// I/O errors creating the temp file.
+    pub fn blob(&self) -> Result<BlobWriter<'_, 'a>> {
+        Ok(BlobWriter {
+            writer: self,
+            tmp: TempFile::new_in(&self.layout.tmp_dir())?,
+            hasher: Hasher::new(Algorithm::Sha256),
+            len: 0,
+        })
+    }
+
+    /// Stores `bytes` as a blob.
+    ///
+    /// # Errors
+    /// I/O errors; nothing is published on error.
+    pub fn put_bytes(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
+        let mut w = self.blob()?;
+        w.write_all(bytes).ctx("write", w.tmp.path())?;
+        w.commit(media_type, None)
+    }
+
+    /// Stores a file's content as a blob, reading it once (mapped where
+    /// possible) while hashing and writing.
+    ///
+    /// # Errors
+    /// I/O errors, a path that is not a regular file; nothing is published on error.
+    pub fn put_file(
+        &self,
+        media_type: &str,
+        path: &Path,
+        progress: &dyn Progress,
+    ) -> Result<Descriptor> {
+        let file = File::open(path).ctx("open", path)?;
+        let md = file.metadata().ctx("stat", path)?;
+        if !md.is_file() {
+            return Err(Error::NotRegularFile {
+                path: path.to_path_buf(),
+                kind: durable::kind_name(&md),
+            });
+        }
+        let mut w = self.blob()?;
+        let tmp_path = w.tmp.path().to_path_buf();
+        hash::for_each_chunk(&file, md.len(), &mut |bytes| {
+            w.hasher.update(bytes);
+            w.tmp
+                .write_all(bytes)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            w.len += bytes.len() as u64;
+            progress.advance(bytes.len() as u64);
+            Ok(())
+        })
+        .map_err(|e| {
+            Error::io(
+                "copy",
+                if e.kind() == io::ErrorKind::Other {
+                    tmp_path.as_path()
+                } else {
+                    path
+                },
+                e,
+            )
+        })?;
+        w.commit(media_type, None)
+    }
+
+    /// Fsyncs every blob directory that gained names, making the blobs
+    /// published so far durable.
+    ///
+    /// # Errors
+    /// An fsync error; the blobs may not be durable and nothing must reference them.
+    pub fn sync(&self) -> Result<()> {
+        let dirty: Vec<Algorithm> = std::mem::take(&mut *self.dirty.lock().expect("poisoned"))
+            .into_iter()
+            .collect();
+        for alg in dirty {
+            durable::sync_dir(&self.layout.blobs_dir(alg))?;
+        }
+        Ok(())
+    }
+
+    /// Read-modify-writes `index.json`: makes published blobs durable, takes
+    /// the exclusive index lock, re-reads the index under it, applies `f`,
+    /// and replaces the file atomically if anything changed.
+    ///
+    /// # Errors
+    /// `f`'s error (nothing is written), fsync and I/O errors.
+    pub fn update_index<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+        self.sync()?;
+        let _guard = lock::acquire(&self.layout.lock_path(INDEX_LOCK), Mode::Exclusive)?;
+        let mut index = self.layout.read_index()?;
+        let before = index.to_bytes();
+        let out = f(&mut index)?;
+        let after = index.to_bytes();
+        if after != before {
+            durable::replace(&self.layout.tmp_dir(), &self.layout.index_path(), &after)?;
+        }
+        Ok(out)
+    }
+
+    fn mark_dirty(&self, alg: Algorithm) {
+        self.dirty.lock().expect("poisoned").insert(alg);
+    }
+}
+
+/// A blob being written: bytes go to a temp file outside `blobs/` and into
+/// the hasher; [`BlobWriter::commit`] checks, fsyncs and publishes it.
+/// Dropped without commit, the temp file is removed.
+pub struct BlobWriter<'w, 'a> {
+    writer: &'w Writer<'a>,
+    tmp: TempFile,
+    hasher: Hasher,
+    len: u64,
+}
+
+impl Write for BlobWriter<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = (&*self.tmp.file()).write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl BlobWriter<'_, '_> {
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Publishes the blob: checks it against `expected` (size and digest) if
+    /// given, fsyncs it, renames it into `blobs/` without clobbering. A blob
+    /// of that name already there is success (its mtime is refreshed for
+    /// gc's grace period); one there with the wrong size is damaged and is
+    /// replaced by this verified copy. The directory fsync is deferred to
+    /// [`Writer::sync`], which [`Writer::update_index`] calls.
+    ///
+    /// # Errors
+    /// [`Error::SizeMismatch`], [`Error::DigestMismatch`], fsync and rename
+    /// errors; nothing is published on error.
+    pub fn commit(self, media_type: &str, expected: Option<&Descriptor>) -> Result<Descriptor> {
+        let digest = self.hasher.finish();
+        if let Some(exp) = expected {
+            if exp.size != self.len {
+                return Err(Error::SizeMismatch {
+                    digest: exp.digest.clone(),
+                    expected: exp.size,
+                    found: self.len,
+                });
+            }
+            let found = if exp.digest.algorithm() == Algorithm::Sha256 {
+                digest.clone()
+            } else {
+                hash::hash_file(
+                    self.tmp.file(),
+                    self.len,
+                    exp.digest.algorithm(),
+                    &crate::NoProgress,
+                )
+                .ctx("read", self.tmp.path())?
+            };
+            if found != exp.digest {
+                return Err(Error::DigestMismatch {
+                    expected: exp.digest.clone(),
+                    found,
+                });
+            }
+        }
+        let layout = self.writer.layout;
+        let publish_as = expected.map_or(&digest, |e| &e.digest);
+        self.tmp.sync()?;
+        let dir = layout.blobs_dir(publish_as.algorithm());
+        if !dir.is_dir() {
+            durable::create_dir_durable(&dir)?;
+        }
+        let dest = layout.blob_path(publish_as);
+        match durable::publish_noclobber(self.tmp, &dest)? {
+            Published::New => self.writer.mark_dirty(publish_as.algorithm()),
+            Published::Existed(tmp) => {
+                let md = fs::symlink_metadata(&dest).ctx("stat", &dest)?;
+                if !md.is_file() {
+                    return Err(Error::NotRegularFile {
+                        path: dest,
+                        kind: durable::kind_name(&md),
+                    });
+                }
+                if md.len() == self.len {
+                    drop(tmp);
+                    durable::touch(&dest)?;
+                } else {
+                    durable::replace_name(tmp, &dest)?;
+                    self.writer.mark_dirty(publish_as.algorithm());
+                }
+            }
+        }
+        Ok(Descriptor::new(media_type, publish_as.clone(), self.len))
+    }
+}
