@@ -47,6 +47,7 @@ impl GcOptions {
 
 /// One file gc would remove.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Garbage {
     /// Its path.
     pub path: PathBuf,
@@ -58,6 +59,7 @@ pub struct Garbage {
 
 /// What gc found and would do.
 #[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GcPlan {
     /// `index.json` entries.
     pub roots: usize,
@@ -88,6 +90,7 @@ impl GcPlan {
 
 /// What gc did.
 #[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GcReport {
     /// The plan that was applied.
     pub plan: GcPlan,

@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The library
+//!
 //! epoch-store keeps VM snapshots, OS disk images and container images in a
 //! local [OCI image layout] (`oci-layout`, `index.json`, `blobs/sha256/<hex>`),
 //! the directory format skopeo, oras, umoci, crane and regctl read, so that

@@ -1,0 +1,1 @@
+//! Tests: concurrency (being written).

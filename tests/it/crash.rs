@@ -1,0 +1,1 @@
+//! Tests: crash (being written).

@@ -1,0 +1,1 @@
+//! Tests: interop (being written).
