@@ -93,27 +93,22 @@ impl<'a> Writer<'a> {
             });
         }
         let mut w = self.blob()?;
-        let tmp_path = w.tmp.path().to_path_buf();
-        hash::for_each_chunk(&file, md.len(), &mut |bytes| {
+        // Errors writing the temp file and errors reading the source name different files.
+        let mut write_error = None;
+        let read = hash::for_each_chunk(&file, md.len(), &mut |bytes| {
+            if let Err(e) = (&*w.tmp.file()).write_all(bytes) {
+                write_error = Some(e);
+                return Err(io::Error::other("write failed"));
+            }
             w.hasher.update(bytes);
-            w.tmp
-                .write_all(bytes)
-                .map_err(|e| io::Error::other(e.to_string()))?;
             w.len += bytes.len() as u64;
             progress.advance(bytes.len() as u64);
             Ok(())
-        })
-        .map_err(|e| {
-            Error::io(
-                "copy",
-                if e.kind() == io::ErrorKind::Other {
-                    tmp_path.as_path()
-                } else {
-                    path
-                },
-                e,
-            )
-        })?;
+        });
+        if let Some(e) = write_error {
+            return Err(Error::io("write", w.tmp.path(), e));
+        }
+        read.ctx("read", path)?;
         w.commit(media_type, None)
     }
 
