@@ -101,8 +101,9 @@ impl Index {
     /// Points `name` at `target`: the entry already tagged `name` is replaced in
     /// place (any duplicates of it are dropped); otherwise a new entry is
     /// appended. `target`'s own annotations and platform are kept, with the
-    /// ref name set. The caller has validated `name`.
-    pub fn set_ref(&mut self, name: &str, target: &Descriptor) {
+    /// ref name set. The caller has validated `name`. Returns the entry the
+    /// ref pointed at before, if any.
+    pub fn set_ref(&mut self, name: &str, target: &Descriptor) -> Option<Descriptor> {
         let mut entry = target.clone();
         entry.data = None;
         entry
@@ -114,10 +115,13 @@ impl Index {
                 for &i in positions[1..].iter().rev() {
                     self.remove_at(i);
                 }
-                self.entries[first] = entry.clone();
                 self.list_mut()[first] = to_value(&entry);
+                Some(std::mem::replace(&mut self.entries[first], entry))
             }
-            None => self.push(entry),
+            None => {
+                self.push(entry);
+                None
+            }
         }
     }
 
@@ -212,9 +216,10 @@ mod tests {
     #[test]
     fn moving_a_tag_replaces_its_entry() {
         let mut idx = Index::new();
-        idx.set_ref("a:1", &desc(1));
+        assert_eq!(idx.set_ref("a:1", &desc(1)), None);
         idx.set_ref("a:2", &desc(1));
-        idx.set_ref("a:1", &desc(2));
+        let old = idx.set_ref("a:1", &desc(2)).expect("a:1 existed");
+        assert_eq!(old.digest, desc(1).digest);
         assert_eq!(idx.entries().len(), 2);
         assert_eq!(idx.find("a:1").unwrap().digest, desc(2).digest);
         assert_eq!(idx.find("a:2").unwrap().digest, desc(1).digest);

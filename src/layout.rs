@@ -447,7 +447,7 @@ mod tests {
         let (_d, layout) = layout();
         let w = layout.writer()?;
         let layer = w.put_bytes(media_type::GENERIC, b"data")?;
-        let m = crate::artifact::files_manifest(&w, &[layer.clone()], None, None)?;
+        let m = crate::artifact::files_manifest(&w, std::slice::from_ref(&layer), None, None)?;
         w.update_index(|i| {
             i.set_ref("repo/vm:v1", &m);
             i.set_ref("base", &m);

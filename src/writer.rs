@@ -96,7 +96,7 @@ impl<'a> Writer<'a> {
         // Errors writing the temp file and errors reading the source name different files.
         let mut write_error = None;
         let read = hash::for_each_chunk(&file, md.len(), &mut |bytes| {
-            if let Err(e) = (&*w.tmp.file()).write_all(bytes) {
+            if let Err(e) = w.tmp.file().write_all(bytes) {
                 write_error = Some(e);
                 return Err(io::Error::other("write failed"));
             }
@@ -163,7 +163,7 @@ pub struct BlobWriter<'w, 'a> {
 
 impl Write for BlobWriter<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = (&*self.tmp.file()).write(buf)?;
+        let n = self.tmp.file().write(buf)?;
         self.hasher.update(&buf[..n]);
         self.len += n as u64;
         Ok(n)

@@ -171,7 +171,7 @@ fn fifos_and_directories_in_blobs_do_not_hang() {
     let d = sha256(b"fifo");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &s.blob(&d),
+        s.blob(&d),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,

@@ -99,7 +99,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         epoch_store::artifact::files_manifest(&writer, &layers, Some(&args.artifact_type), None)?;
     writer.update_index(|index| {
         match &args.ref_name {
-            Some(r) => index.set_ref(r, &manifest),
+            Some(r) => {
+                index.set_ref(r, &manifest);
+            }
             None => index.add_untagged(&manifest),
         }
         Ok(())
