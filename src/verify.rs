@@ -143,9 +143,15 @@ impl Layout {
         let inventory = Inventory::scan(self)?;
         let graph = Graph::walk(self, &roots);
         report.documents = graph.documents.len();
+        // A non-regular entry where a blob should be is reported once, as itself.
+        let stray_paths: HashSet<&std::path::Path> =
+            inventory.strays.iter().map(|s| s.path.as_path()).collect();
         let mut reported: HashSet<Digest> = HashSet::new();
         for (desc, e) in &graph.failures {
             reported.insert(desc.digest.clone());
+            if stray_paths.contains(self.blob_path(&desc.digest).as_path()) {
+                continue;
+            }
             let kind = match e {
                 Error::BlobNotFound { .. } => FindingKind::MissingBlob,
                 Error::DigestMismatch { .. } => FindingKind::DigestMismatch,
@@ -183,8 +189,11 @@ impl Layout {
                 .push((&edge.desc, edge.parent.as_ref()));
         }
         for digest in described.keys() {
-            if !inventory.blobs.contains_key(*digest) && !reported.contains(*digest) {
-                let path = self.blob_path(digest);
+            let path = self.blob_path(digest);
+            if !inventory.blobs.contains_key(*digest)
+                && !reported.contains(*digest)
+                && !stray_paths.contains(path.as_path())
+            {
                 report.problem(
                     FindingKind::MissingBlob,
                     digest,

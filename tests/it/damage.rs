@@ -175,10 +175,7 @@ fn a_wrong_size_in_a_descriptor_is_blamed_on_the_descriptor() {
         crate::util::desc("application/vnd.oci.empty.v1+json", &empty, 2),
         vec![crate::util::desc("application/octet-stream", &layer, 21)],
     );
-    let md = s.put_raw(&m);
-    let mut e = crate::util::desc(crate::util::OCI_MANIFEST, &md, m.len());
-    e["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "sz:1"});
-    s.set_index(&serde_json::json!({"schemaVersion": 2, "manifests": [e]}));
+    let md = s.root_doc("sz:1", crate::util::OCI_MANIFEST, &m);
     let p = verify_problems(&s, &[]);
     assert_eq!(p.len(), 1, "{p:?}");
     assert_eq!(p[0]["kind"], "size-mismatch");

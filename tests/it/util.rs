@@ -206,6 +206,16 @@ impl Store {
         d
     }
 
+    /// Stores a document (as another tool would) and makes it the only
+    /// `index.json` entry, tagged `name`; returns its digest.
+    pub fn root_doc(&self, name: &str, media_type: &str, doc: &[u8]) -> String {
+        let d = self.put_raw(doc);
+        let mut e = desc(media_type, &d, doc.len());
+        e["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": name});
+        self.set_index(&serde_json::json!({"schemaVersion": 2, "manifests": [e]}));
+        d
+    }
+
     /// Replaces index.json with `value` (as another tool would).
     pub fn set_index(&self, value: &serde_json::Value) {
         std::fs::write(

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use epoch_store::GcOptions;
+use epoch_store::{GcOptions, GcPlan};
 
 use crate::output::{duration, size};
 use crate::{Ctx, EXIT_OK};
@@ -48,15 +48,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
             ));
         }
         ctx.say(format_args!(
-            "Would remove {} blobs and {} temp files, freeing {}; keeping {} reachable blobs ({}) and {} younger than {} ({}).",
+            "Would remove {} blobs and {} temp files, freeing {}; {}.",
             plan.blobs.len(),
             plan.temp_files.len(),
             size(plan.bytes()),
-            plan.reachable_blobs,
-            size(plan.reachable_bytes),
-            plan.young_blobs,
-            humantime::format_duration(args.grace),
-            size(plan.young_bytes),
+            kept(&plan, args.grace)
         ));
         return Ok(EXIT_OK);
     }
@@ -65,18 +61,25 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         crate::output::json(&report)?;
         return Ok(EXIT_OK);
     }
-    let plan = &report.plan;
     ctx.say(format_args!(
-        "Removed {} blobs and {} temp files, freeing {} in {}; kept {} reachable blobs ({}) and {} younger than {} ({}).",
+        "Removed {} blobs and {} temp files, freeing {} in {}; {}.",
         report.removed_blobs,
         report.removed_temp_files,
         size(report.removed_bytes),
         duration(started.elapsed()),
+        kept(&report.plan, args.grace)
+    ));
+    Ok(EXIT_OK)
+}
+
+/// What gc keeps, for the summary line.
+fn kept(plan: &GcPlan, grace: Duration) -> String {
+    format!(
+        "kept {} reachable blobs ({}) and {} unreachable younger than {} ({})",
         plan.reachable_blobs,
         size(plan.reachable_bytes),
         plan.young_blobs,
-        humantime::format_duration(args.grace),
-        size(plan.young_bytes),
-    ));
-    Ok(EXIT_OK)
+        humantime::format_duration(grace),
+        size(plan.young_bytes)
+    )
 }
