@@ -80,9 +80,4 @@ impl Graph {
             frontier.push(desc.clone());
         }
     }
-
-    /// Every digest reached.
-    pub(crate) fn reachable(&self) -> HashSet<&Digest> {
-        self.edges.iter().map(|e| &e.desc.digest).collect()
-    }
 }

@@ -11,12 +11,21 @@ use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::layout::Layout;
 
-/// A regular file with a digest name.
-#[derive(Clone, Debug)]
+/// A regular file with a digest name (or a temp file). Its metadata is read
+/// only when asked for, relative to its directory: gc needs it only for the
+/// blobs it may delete.
+#[derive(Debug)]
 pub(crate) struct BlobFile {
     pub path: PathBuf,
-    pub size: u64,
-    pub modified: SystemTime,
+    entry: fs::DirEntry,
+}
+
+impl BlobFile {
+    /// Size and mtime (lstat, relative to the directory).
+    pub(crate) fn stat(&self) -> Result<(u64, SystemTime)> {
+        let md = self.entry.metadata().ctx("stat", &self.path)?;
+        Ok((md.len(), md.modified().ctx("stat", &self.path)?))
+    }
 }
 
 /// An entry that is not a blob: its path and what is wrong with it.
@@ -46,18 +55,19 @@ pub(crate) struct Inventory {
 }
 
 impl Inventory {
-    /// Scans the layout. Nothing is followed: every entry is lstat'ed.
+    /// Scans the layout. Nothing is followed: file types come from the
+    /// directory entries (lstat where the filesystem does not say).
     pub(crate) fn scan(layout: &Layout) -> Result<Inventory> {
         let mut inv = Inventory::default();
         let blobs = layout.root().join("blobs");
-        for entry in read_dir_if_exists(&blobs)? {
-            let (path, md) = entry?;
+        for (path, entry) in read_dir_if_exists(&blobs)? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let kind = file_kind(&entry, &path)?;
             match Algorithm::from_name(name) {
-                Some(alg) if md.is_dir() => inv.scan_alg_dir(alg, &path)?,
+                Some(alg) if kind == "directory" => inv.scan_alg_dir(alg, &path)?,
                 Some(_) => inv.strays.push(Stray {
                     path,
-                    what: StrayKind::NotRegular(durable::kind_name(&md)),
+                    what: StrayKind::NotRegular(kind),
                 }),
                 None => inv.strays.push(Stray {
                     path,
@@ -65,22 +75,16 @@ impl Inventory {
                 }),
             }
         }
-        for entry in read_dir_if_exists(&layout.tmp_dir())? {
-            let (path, md) = entry?;
-            if md.is_file() {
-                inv.temp_files.push(BlobFile {
-                    modified: md.modified().ctx("stat", &path)?,
-                    size: md.len(),
-                    path,
-                });
+        for (path, entry) in read_dir_if_exists(&layout.tmp_dir())? {
+            if file_kind(&entry, &path)? == "regular file" {
+                inv.temp_files.push(BlobFile { path, entry });
             }
         }
         Ok(inv)
     }
 
     fn scan_alg_dir(&mut self, alg: Algorithm, dir: &Path) -> Result<()> {
-        for entry in read_dir_if_exists(dir)? {
-            let (path, md) = entry?;
+        for (path, entry) in read_dir_if_exists(dir)? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             let Ok(digest) = Digest::from_hex(alg, name) else {
                 self.strays.push(Stray {
@@ -89,43 +93,42 @@ impl Inventory {
                 });
                 continue;
             };
-            if !md.is_file() {
-                self.strays.push(Stray {
+            match file_kind(&entry, &path)? {
+                "regular file" => {
+                    self.blobs.insert(digest, BlobFile { path, entry });
+                }
+                kind => self.strays.push(Stray {
                     path,
-                    what: StrayKind::NotRegular(durable::kind_name(&md)),
-                });
-                continue;
+                    what: StrayKind::NotRegular(kind),
+                }),
             }
-            let modified = md.modified().ctx("stat", &path)?;
-            self.blobs.insert(
-                digest,
-                BlobFile {
-                    path,
-                    size: md.len(),
-                    modified,
-                },
-            );
         }
         Ok(())
     }
 }
 
-type Entry = Result<(PathBuf, fs::Metadata)>;
+/// What a directory entry is, without following it.
+fn file_kind(entry: &fs::DirEntry, path: &Path) -> Result<&'static str> {
+    let t = entry.file_type().ctx("stat", path)?;
+    Ok(if t.is_file() {
+        "regular file"
+    } else if t.is_dir() {
+        "directory"
+    } else {
+        durable::kind_name(&fs::symlink_metadata(path).ctx("stat", path)?)
+    })
+}
 
-/// Lists a directory's entries with their lstat metadata; a missing
-/// directory is empty.
-fn read_dir_if_exists(dir: &Path) -> Result<Vec<Entry>> {
+/// Lists a directory's entries; a missing directory is empty.
+fn read_dir_if_exists(dir: &Path) -> Result<Vec<(PathBuf, fs::DirEntry)>> {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(Error::io("list directory", dir, e)),
     };
-    Ok(rd
-        .map(|e| {
-            let e = e.ctx("list directory", dir)?;
-            let path = e.path();
-            let md = fs::symlink_metadata(&path).ctx("stat", &path)?;
-            Ok((path, md))
-        })
-        .collect())
+    rd.map(|e| {
+        let e = e.ctx("list directory", dir)?;
+        Ok((e.path(), e))
+    })
+    .collect()
 }

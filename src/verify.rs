@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -9,7 +10,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::hash::{self, par_map_by_size};
-use crate::inventory::{Inventory, StrayKind};
+use crate::inventory::{Inventory, Stray, StrayKind};
 use crate::layout::Layout;
 use crate::model::Descriptor;
 use crate::progress::Progress;
@@ -140,16 +141,65 @@ impl Layout {
             Err(e) => return Err(e),
         };
         report.roots = roots.len();
-        let inventory = Inventory::scan(self)?;
-        let graph = Graph::walk(self, &roots);
+        let (graph, inventory) =
+            rayon::join(|| Graph::walk(self, &roots), || Inventory::scan(self));
+        let inventory = inventory?;
         report.documents = graph.documents.len();
-        // A non-regular entry where a blob should be is reported once, as itself.
-        let stray_paths: HashSet<&std::path::Path> =
-            inventory.strays.iter().map(|s| s.path.as_path()).collect();
-        let mut reported: HashSet<Digest> = HashSet::new();
-        for (desc, e) in &graph.failures {
-            reported.insert(desc.digest.clone());
-            if stray_paths.contains(self.blob_path(&desc.digest).as_path()) {
+        report.temp_files = inventory.temp_files.len();
+        let mut check = Check {
+            layout: self,
+            graph: &graph,
+            sizes: BTreeMap::new(),
+            described: BTreeMap::new(),
+            stray_paths: inventory.strays.iter().map(|s| s.path.clone()).collect(),
+            reported: HashSet::new(),
+            report,
+        };
+        for (digest, file) in &inventory.blobs {
+            match file.stat() {
+                Ok((size, _)) => {
+                    check.sizes.insert(digest, (size, file.path.as_path()));
+                }
+                Err(e) => check
+                    .report
+                    .problem(FindingKind::Unreadable, digest, e.to_string()),
+            }
+        }
+        check.documents_that_failed();
+        check.references();
+        check.strays(&inventory.strays);
+        check.contents(options, progress);
+        if options.refs.is_empty() {
+            check.unreferenced();
+        }
+        Ok(check.report)
+    }
+}
+
+/// The state of one verification, checked phase by phase.
+struct Check<'a> {
+    layout: &'a Layout,
+    graph: &'a Graph,
+    /// Every blob on disk: its size and path.
+    sizes: BTreeMap<&'a Digest, (u64, &'a Path)>,
+    /// Every descriptor reached, by digest, with the document it is in.
+    described: BTreeMap<&'a Digest, Vec<(&'a Descriptor, Option<&'a Digest>)>>,
+    /// Non-regular entries and bad names: reported once, as themselves.
+    stray_paths: HashSet<PathBuf>,
+    /// Digests already reported, not to be reported again.
+    reported: HashSet<Digest>,
+    report: VerifyReport,
+}
+
+impl<'a> Check<'a> {
+    /// Documents the walk could not read, verify or parse.
+    fn documents_that_failed(&mut self) {
+        for (desc, e) in &self.graph.failures {
+            self.reported.insert(desc.digest.clone());
+            if self
+                .stray_paths
+                .contains(&self.layout.blob_path(&desc.digest))
+            {
                 continue;
             }
             let kind = match e {
@@ -158,10 +208,11 @@ impl Layout {
                 Error::SizeMismatch { .. }
                 | Error::InvalidDocument { .. }
                 | Error::TooLarge { .. } => {
-                    if inventory
-                        .blobs
+                    // A blob of the wrong size whose descriptor is right is damaged content.
+                    if self
+                        .sizes
                         .get(&desc.digest)
-                        .is_some_and(|b| b.size != desc.size)
+                        .is_some_and(|(size, _)| *size != desc.size)
                     {
                         FindingKind::DigestMismatch
                     } else {
@@ -171,133 +222,137 @@ impl Layout {
                 Error::NotRegularFile { .. } => FindingKind::NotRegularFile,
                 _ => FindingKind::Unreadable,
             };
-            report.problem(kind, &desc.digest, e.to_string());
+            self.report.problem(kind, &desc.digest, e.to_string());
         }
-        // Sizes each blob is described with, and by whom.
-        let mut described: BTreeMap<&Digest, Vec<(&Descriptor, Option<&Digest>)>> = BTreeMap::new();
-        for edge in &graph.edges {
+    }
+
+    /// Every descriptor: its `data` field, and that its blob exists.
+    fn references(&mut self) {
+        for edge in &self.graph.edges {
             if let Err(why) = edge.desc.check_data() {
-                report.problem(
-                    FindingKind::BadDataField,
-                    &edge.desc.digest,
-                    format!("{}: {why}", origin(edge.parent.as_ref())),
-                );
+                let msg = format!("{}: {why}", origin(edge.parent.as_ref()));
+                self.report
+                    .problem(FindingKind::BadDataField, &edge.desc.digest, msg);
             }
-            described
+            self.described
                 .entry(&edge.desc.digest)
                 .or_default()
                 .push((&edge.desc, edge.parent.as_ref()));
         }
-        for digest in described.keys() {
-            let path = self.blob_path(digest);
-            if !inventory.blobs.contains_key(*digest)
-                && !reported.contains(*digest)
-                && !stray_paths.contains(path.as_path())
+        for digest in self.described.keys() {
+            let path = self.layout.blob_path(digest);
+            if !self.sizes.contains_key(digest)
+                && !self.reported.contains(*digest)
+                && !self.stray_paths.contains(&path)
             {
-                report.problem(
+                self.report.problem(
                     FindingKind::MissingBlob,
                     digest,
                     format!("blob is missing ({})", path.display()),
                 );
             }
         }
-        for stray in &inventory.strays {
+    }
+
+    /// Entries under `blobs/` that are not blobs.
+    fn strays(&mut self, strays: &[Stray]) {
+        for stray in strays {
             let subject = stray
                 .path
-                .strip_prefix(self.root())
+                .strip_prefix(self.layout.root())
                 .unwrap_or(&stray.path)
                 .display();
             match stray.what {
-                StrayKind::NotRegular(kind) => report.problem(
+                StrayKind::NotRegular(kind) => self.report.problem(
                     FindingKind::NotRegularFile,
                     subject,
                     format!("is a {kind}, not a regular file; epoch-store never follows or reads it. Remove it"),
                 ),
-                StrayKind::BadName => report.problem(
+                StrayKind::BadName => self.report.problem(
                     FindingKind::BadBlobName,
                     subject,
                     "is not named by a digest; other tools' gc fails on such names. Remove it if no tool is writing it",
                 ),
-                StrayKind::UnknownAlgorithm => report.notices.push(Finding {
+                StrayKind::UnknownAlgorithm => self.report.notices.push(Finding {
                     kind: FindingKind::UnknownAlgorithm,
                     subject: subject.to_string(),
                     message: "a digest algorithm epoch-store does not support; its blobs were not checked".into(),
                 }),
             }
         }
-        // Hash: every blob on disk for a full verify, what the refs reach otherwise;
-        // documents were already verified while walking.
-        let targets: Vec<(&Digest, &crate::inventory::BlobFile)> = inventory
-            .blobs
+    }
+
+    /// Re-hashes blobs in parallel (every blob on disk for a full verify,
+    /// what the refs reach otherwise; documents were verified while walking),
+    /// then checks descriptor sizes against the intact ones.
+    fn contents(&mut self, options: &VerifyOptions, progress: &dyn Progress) {
+        let targets: Vec<(&Digest, u64, &Path)> = self
+            .sizes
             .iter()
-            .filter(|(d, _)| !graph.documents.contains_key(*d) && !reported.contains(*d))
-            .filter(|(d, _)| options.refs.is_empty() || described.contains_key(d))
+            .filter(|(d, _)| {
+                !self.graph.documents.contains_key(**d) && !self.reported.contains(**d)
+            })
+            .filter(|(d, _)| options.refs.is_empty() || self.described.contains_key(*d))
+            .map(|(d, (size, path))| (*d, *size, *path))
             .collect();
-        let total: u64 = targets.iter().map(|(_, f)| f.size).sum();
+        let total: u64 = targets.iter().map(|t| t.1).sum();
         progress.begin("verifying", total);
         let results = par_map_by_size(
             &targets,
-            |(_, f)| f.size,
-            |(digest, file)| hash_blob(digest, file, progress),
+            |t| t.1,
+            |(digest, _, path)| hash_blob(digest, path, progress),
         );
         progress.finish();
-        report.blobs_checked = targets.len() + graph.documents.len();
-        report.bytes_checked = total;
-        let mut intact: HashSet<&Digest> = graph.documents.keys().collect();
-        for ((digest, file), result) in targets.iter().zip(results) {
+        self.report.blobs_checked = targets.len() + self.graph.documents.len();
+        self.report.bytes_checked = total;
+        let mut intact: HashSet<&Digest> = self.graph.documents.keys().collect();
+        for ((digest, size, _), result) in targets.iter().zip(results) {
             match result {
                 Ok(found) if &found == *digest => {
                     intact.insert(digest);
                 }
                 Ok(found) => {
-                    let sizes = described.get(digest).map(|v| v[0].0.size);
-                    let extra = match sizes {
-                        Some(s) if s != file.size => {
-                            format!(" ({} bytes; described as {s})", file.size)
-                        }
+                    let extra = match self.described.get(digest).map(|v| v[0].0.size) {
+                        Some(s) if s != *size => format!(" ({size} bytes; described as {s})"),
                         _ => String::new(),
                     };
-                    report.problem(
-                        FindingKind::DigestMismatch,
-                        digest,
-                        format!("content is damaged: it hashes to {found}{extra}"),
-                    );
+                    let msg = format!("content is damaged: it hashes to {found}{extra}");
+                    self.report
+                        .problem(FindingKind::DigestMismatch, digest, msg);
                 }
-                Err(e) => report.problem(FindingKind::Unreadable, digest, e.to_string()),
+                Err(e) => self
+                    .report
+                    .problem(FindingKind::Unreadable, digest, e.to_string()),
             }
         }
-        for (digest, uses) in &described {
-            let Some(file) = inventory.blobs.get(*digest) else {
+        for (digest, uses) in &self.described {
+            let Some((size, _)) = self.sizes.get(digest) else {
                 continue;
             };
             if !intact.contains(digest) {
                 continue;
             }
             for (desc, parent) in uses {
-                if desc.size != file.size {
-                    report.problem(
-                        FindingKind::SizeMismatch,
-                        digest,
-                        format!(
-                            "{} describes it as {} bytes; the intact blob has {}",
-                            origin(*parent),
-                            desc.size,
-                            file.size
-                        ),
+                if desc.size != *size {
+                    let msg = format!(
+                        "{} describes it as {} bytes; the intact blob has {size}",
+                        origin(*parent),
+                        desc.size
                     );
+                    self.report.problem(FindingKind::SizeMismatch, digest, msg);
                 }
             }
         }
-        if options.refs.is_empty() {
-            for (digest, file) in &inventory.blobs {
-                if !described.contains_key(digest) {
-                    report.unreferenced_blobs += 1;
-                    report.unreferenced_bytes += file.size;
-                }
+    }
+
+    /// Blobs nothing reaches: information.
+    fn unreferenced(&mut self) {
+        for (digest, (size, _)) in &self.sizes {
+            if !self.described.contains_key(digest) {
+                self.report.unreferenced_blobs += 1;
+                self.report.unreferenced_bytes += size;
             }
         }
-        report.temp_files = inventory.temp_files.len();
-        Ok(report)
     }
 }
 
@@ -308,12 +363,8 @@ fn origin(parent: Option<&Digest>) -> String {
     }
 }
 
-fn hash_blob(
-    digest: &Digest,
-    file: &crate::inventory::BlobFile,
-    progress: &dyn Progress,
-) -> Result<Digest> {
-    let (f, md) = crate::durable::open_regular(&file.path)?;
+fn hash_blob(digest: &Digest, path: &Path, progress: &dyn Progress) -> Result<Digest> {
+    let (f, md) = crate::durable::open_regular(path)?;
     hash::hash_file(&f, md.len(), digest.algorithm(), progress)
-        .map_err(|e| Error::io("read", &file.path, e))
+        .map_err(|e| Error::io("read", path, e))
 }
