@@ -43,8 +43,12 @@ impl TempFile {
 
     /// Writes all of `buf`, naming the temp file on error.
     pub(crate) fn write_all(&mut self, buf: &[u8]) -> Result<()> {
-        let path = self.inner.path().to_path_buf();
-        self.inner.write_all(buf).ctx("write", path)
+        // Through the plain File: NamedTempFile's own Write adds the path to
+        // the message, which our error already names.
+        self.inner
+            .as_file()
+            .write_all(buf)
+            .ctx("write", self.inner.path())
     }
 
     /// Flushes the file's data and metadata to stable storage. An error here is
@@ -108,11 +112,17 @@ pub(crate) fn replace_name(tmp: TempFile, dest: &Path) -> Result<()> {
 /// Writes `bytes` to `dest` atomically and durably: temp file in `tmp_dir`,
 /// fsync, rename over `dest`, fsync `dest`'s directory.
 pub(crate) fn replace(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    replace_before_dir_sync(tmp_dir, dest, bytes)?;
+    sync_dir(parent(dest))
+}
+
+/// [`replace`] up to and including the rename: the new content is visible
+/// when this returns, and durable once the caller has fsynced the directory.
+pub(crate) fn replace_before_dir_sync(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = TempFile::new_in(tmp_dir)?;
     tmp.write_all(bytes)?;
     tmp.sync()?;
-    replace_name(tmp, dest)?;
-    sync_dir(parent(dest))
+    replace_name(tmp, dest)
 }
 
 /// The directory that holds `path`.

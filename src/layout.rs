@@ -185,12 +185,18 @@ impl Layout {
     /// # Errors
     /// [`Error::InvalidDocument`] naming what is wrong, [`Error::TooLarge`], I/O errors.
     pub fn read_index(&self) -> Result<Index> {
+        self.read_index_raw().map(|(_, index)| index)
+    }
+
+    /// `index.json`'s bytes as stored, and parsed.
+    pub(crate) fn read_index_raw(&self) -> Result<(Vec<u8>, Index)> {
         let path = self.index_path();
         let raw = durable::read_capped(&path, INDEX_LIMIT, "index.json")?;
-        Index::parse(&raw).map_err(|reason| Error::InvalidDocument {
+        let index = Index::parse(&raw).map_err(|reason| Error::InvalidDocument {
             what: path.display().to_string(),
             reason,
-        })
+        })?;
+        Ok((raw, index))
     }
 
     /// Resolves a ref name or a digest to a descriptor.

@@ -136,12 +136,21 @@ impl<'a> Writer<'a> {
     pub fn update_index<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
         self.sync()?;
         let _guard = lock::acquire(&self.layout.lock_path(INDEX_LOCK), Mode::Exclusive)?;
-        let mut index = self.layout.read_index()?;
+        let (stored, mut index) = self.layout.read_index_raw()?;
         let before = index.to_bytes();
         let out = f(&mut index)?;
         let after = index.to_bytes();
-        if after != before {
-            durable::replace(&self.layout.tmp_dir(), &self.layout.index_path(), &after)?;
+        if after == before {
+            return Ok(out);
+        }
+        let (tmp_dir, path) = (self.layout.tmp_dir(), self.layout.index_path());
+        durable::replace_before_dir_sync(&tmp_dir, &path, &after)?;
+        if let Err(e) = durable::sync_dir(self.layout.root()) {
+            // The new index.json is visible but may not be durable, and the
+            // command is about to fail: put the old one back, so that a
+            // failed command changes nothing (best effort: the disk is failing).
+            let _ = durable::replace(&tmp_dir, &path, &stored);
+            return Err(e);
         }
         Ok(out)
     }

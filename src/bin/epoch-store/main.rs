@@ -77,10 +77,12 @@ impl Ctx {
     }
 
     /// Prints a human line on stdout unless `--quiet` or `--json`.
-    pub fn say(&self, line: impl std::fmt::Display) {
-        if !self.quiet && !self.json {
-            println!("{line}");
+    pub fn say(&self, line: impl std::fmt::Display) -> std::io::Result<()> {
+        if self.quiet || self.json {
+            return Ok(());
         }
+        use std::io::Write;
+        writeln!(std::io::stdout().lock(), "{line}")
     }
 }
 
@@ -106,9 +108,15 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
         Err(e) => {
-            eprintln!("epoch-store: error: {e}");
+            // A bare I/O error here comes from writing our own output.
+            let what = if e.downcast_ref::<std::io::Error>().is_some() {
+                "cannot write output: "
+            } else {
+                ""
+            };
+            output::warn(format_args!("epoch-store: error: {what}{e}"));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                output::warn(format_args!("  caused by: {cause}"));
             }
             ExitCode::from(EXIT_ERROR)
         }

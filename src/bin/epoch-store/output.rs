@@ -36,6 +36,12 @@ pub fn rate(bytes: u64, d: Duration) -> String {
     format!("{}/s", size((bytes as f64 / secs) as u64))
 }
 
+/// Prints a line on stderr; if stderr cannot be written there is no one to tell.
+pub fn warn(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     use std::io::Write;

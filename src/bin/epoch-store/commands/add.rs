@@ -126,6 +126,6 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         size(total),
         duration(elapsed),
         rate(total, elapsed)
-    ));
+    ))?;
     Ok(EXIT_OK)
 }

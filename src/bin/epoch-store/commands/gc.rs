@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
                 "would remove {} ({})",
                 g.path.display(),
                 size(g.size)
-            ));
+            ))?;
         }
         ctx.say(format_args!(
             "Would remove {} blobs and {} temp files, freeing {}; {}.",
@@ -53,7 +53,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
             plan.temp_files.len(),
             size(plan.bytes()),
             kept(&plan, args.grace)
-        ));
+        ))?;
         return Ok(EXIT_OK);
     }
     let report = layout.gc(&options)?;
@@ -68,7 +68,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         size(report.removed_bytes),
         duration(started.elapsed()),
         kept(&report.plan, args.grace)
-    ));
+    ))?;
     Ok(EXIT_OK)
 }
 

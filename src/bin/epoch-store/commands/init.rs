@@ -18,6 +18,6 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
     ctx.say(format_args!(
         "Initialized OCI image layout in {}",
         layout.root().display()
-    ));
+    ))?;
     Ok(EXIT_OK)
 }

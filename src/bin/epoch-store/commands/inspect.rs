@@ -1,5 +1,7 @@
 //! `epoch-store inspect`.
 
+use std::io::Write;
+
 use epoch_store::DOCUMENT_LIMIT;
 use epoch_store::model::{Descriptor, media_type};
 
@@ -54,58 +56,63 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     if ctx.quiet {
         return Ok(EXIT_OK);
     }
+    let mut out = std::io::stdout().lock();
     if let Some(r) = desc.ref_name() {
-        println!("Ref:           {r}");
+        writeln!(out, "Ref:           {r}")?;
     }
-    println!("Digest:        {}", desc.digest);
-    println!("Media type:    {}", desc.media_type);
+    writeln!(out, "Digest:        {}", desc.digest)?;
+    writeln!(out, "Media type:    {}", desc.media_type)?;
     if let Some(at) = &doc.artifact_type {
-        println!("Artifact type: {at}");
+        writeln!(out, "Artifact type: {at}")?;
     }
-    println!("Kind:          {}", summary.kind);
-    println!(
+    writeln!(out, "Kind:          {}", summary.kind)?;
+    writeln!(
+        out,
         "Total size:    {} in {} blobs ({} bytes)",
         size(summary.size),
         summary.blobs,
         summary.size
-    );
+    )?;
     for (k, v) in &doc.annotations {
-        println!("Annotation:    {k}={v}");
+        writeln!(out, "Annotation:    {k}={v}")?;
     }
     if let Some(c) = &doc.config {
-        println!(
+        writeln!(
+            out,
             "Config:        {} {} {}",
             c.media_type,
             size(c.size),
             c.digest
-        );
+        )?;
     }
     if let Some(layers) = &doc.layers {
-        println!("Layers ({}):", layers.len());
+        writeln!(out, "Layers ({}):", layers.len())?;
         for l in layers {
-            println!(
+            writeln!(
+                out,
                 "  {:<28} {:>10}  {}  {}",
                 l.title().unwrap_or("-"),
                 size(l.size),
                 l.media_type,
                 l.digest
-            );
+            )?;
         }
     }
     if let Some(ms) = &doc.manifests {
-        println!("Manifests ({}):", ms.len());
+        writeln!(out, "Manifests ({}):", ms.len())?;
         for m in ms {
-            println!(
+            writeln!(
+                out,
                 "  {:<28} {:>10}  {}  {}",
                 platform(m),
                 size(m.size),
                 m.media_type,
                 m.digest
-            );
+            )?;
         }
     }
     if let Some(s) = &doc.subject {
-        println!("Subject:       {} {}", s.media_type, s.digest);
+        writeln!(out, "Subject:       {} {}", s.media_type, s.digest)?;
     }
     Ok(EXIT_OK)
 }

@@ -1,5 +1,7 @@
 //! `epoch-store ls`.
 
+use std::io::Write;
+
 use epoch_store::Listing;
 
 use crate::output::size;
@@ -23,10 +25,10 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
         let (kind, total) = match &summary {
             Ok(s) => (s.kind, s.size),
             Err(e) => {
-                eprintln!(
+                crate::output::warn(format_args!(
                     "epoch-store: warning: {}: {e}; run `epoch-store verify`",
                     entry.digest
-                );
+                ));
                 (epoch_store::model::Kind::Unknown, entry.size)
             }
         };
@@ -53,8 +55,12 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
     if ctx.quiet {
         return Ok(EXIT_OK);
     }
+    let mut out = std::io::stdout().lock();
     if rows.is_empty() {
-        println!("No refs. Add some with `epoch-store add --ref NAME:TAG FILE...`.");
+        writeln!(
+            out,
+            "No refs. Add some with `epoch-store add --ref NAME:TAG FILE...`."
+        )?;
         return Ok(EXIT_OK);
     }
     let width = rows
@@ -63,15 +69,20 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
         .max()
         .unwrap_or(3)
         .max(3);
-    println!("{:<width$}  {:<15}  {:>10}  DIGEST", "REF", "KIND", "SIZE");
+    writeln!(
+        out,
+        "{:<width$}  {:<15}  {:>10}  DIGEST",
+        "REF", "KIND", "SIZE"
+    )?;
     for r in &rows {
-        println!(
+        writeln!(
+            out,
             "{:<width$}  {:<15}  {:>10}  {}",
             r.ref_name.as_deref().unwrap_or("<untagged>"),
             r.kind.as_str(),
             size(r.size),
             r.digest
-        );
+        )?;
     }
     Ok(EXIT_OK)
 }

@@ -45,6 +45,6 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     if ctx.json {
         crate::output::json(&serde_json::json!({ "ref": args.new_ref, "digest": target.digest }))?;
     }
-    ctx.say(format_args!("Tagged {} as {}", target.digest, args.new_ref));
+    ctx.say(format_args!("Tagged {} as {}", target.digest, args.new_ref))?;
     Ok(EXIT_OK)
 }

@@ -39,8 +39,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         crate::output::json(&serde_json::json!({ "removed": args.refs }))?;
     }
     for r in &args.refs {
-        ctx.say(format_args!("Untagged {r}"));
+        ctx.say(format_args!("Untagged {r}"))?;
     }
-    ctx.say("Run `epoch-store gc` to reclaim the space once nothing else needs it.");
+    ctx.say("Run `epoch-store gc` to reclaim the space once nothing else needs it.")?;
     Ok(EXIT_OK)
 }

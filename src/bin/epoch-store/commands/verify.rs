@@ -40,23 +40,23 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         return Ok(code);
     }
     for p in &report.problems {
-        eprintln!("problem: {p}");
+        crate::output::warn(format_args!("problem: {p}"));
     }
     for n in &report.notices {
-        ctx.say(format_args!("note: {n}"));
+        ctx.say(format_args!("note: {n}"))?;
     }
     if report.unreferenced_blobs > 0 {
         ctx.say(format_args!(
             "note: {} unreferenced blobs ({}); `epoch-store gc` reclaims them once older than its grace period",
             report.unreferenced_blobs,
             size(report.unreferenced_bytes)
-        ));
+        ))?;
     }
     if report.temp_files > 0 {
         ctx.say(format_args!(
             "note: {} temp files left by interrupted writes; `epoch-store gc` removes them",
             report.temp_files
-        ));
+        ))?;
     }
     let elapsed = started.elapsed();
     let summary = format!(
@@ -69,12 +69,12 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         rate(report.bytes_checked, elapsed)
     );
     if report.is_ok() {
-        ctx.say(format_args!("OK: {summary}"));
+        ctx.say(format_args!("OK: {summary}"))?;
     } else {
-        eprintln!(
+        crate::output::warn(format_args!(
             "DAMAGED: {} problems; {summary}. Restore the damaged blobs from another copy (epoch-store add or skopeo copy re-publishes them) or untag what reaches them.",
             report.problems.len()
-        );
+        ));
     }
     Ok(code)
 }
