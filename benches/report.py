@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Turn the raw results of benches/run.sh into a markdown report on stdout.
+
+Usage: report.py RESULTS_DIR
+
+Ratios are "how many times faster epoch-store is": the other command's
+median wall time divided by epoch-store's (below 1: epoch-store is slower).
+Medians, not means, because a few runs on a virtual disk can be outliers.
+"""
+
+import json
+import os
+import sys
+
+R = sys.argv[1]
+
+
+def load(name):
+    path = os.path.join(R, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def runs(name):
+    """hyperfine results by command name."""
+    data = load(name + ".json")
+    if data is None:
+        return None
+    return {r["command"]: r for r in data["results"]}
+
+
+def secs(t):
+    return f"{t * 1000:.0f} ms" if t < 1 else f"{t:.2f} s"
+
+
+def mib(kb):
+    return kb / 1024
+
+
+meta = load("meta.json") or {}
+meta_end = load("meta-end.json") or {}
+p = meta.get("params", {})
+big_mb = p.get("big_mb", 400)
+
+targets = []  # rows of the targets table
+details = []  # (benchmark, hyperfine result, bytes or None)
+
+
+def compare(label, res, ours, theirs, target=None, extra_ok=True, note=""):
+    a, b = res[ours]["median"], res[theirs]["median"]
+    ratio = b / a
+    if target is None:
+        verdict = "context"
+        tgt = "—"
+    else:
+        verdict = "**PASS**" if ratio >= target and extra_ok else "**FAIL**"
+        tgt = f"≥ {target:g}×"
+    targets.append([label, f"{ours}: {secs(a)}", f"{theirs}: {secs(b)}", f"{ratio:.2f}×", tgt, verdict, note])
+
+
+v = runs("verify")
+if v:
+    compare(f"1. verify, 2 × {big_mb} MB blobs", v, "epoch-store verify", "openssl dgst -sha256", 1.7,
+            note="openssl: one core; epoch-store: both")
+    compare(f"1b. verify, 2 × {big_mb} MB blobs (context)", v, "epoch-store verify", "sha256sum")
+    for r in v.values():
+        details.append(("verify 2 × %d MB" % big_mb, r, 2 * big_mb * 10**6))
+
+img = runs("image")
+if img:
+    size = (load("image-size.json") or {}).get("bytes")
+    compare(f"2. verify, container image ({p.get('image_mb', 200)} MB, {p.get('image_layers', 4)} layers, umoci)",
+            img, "epoch-store verify", "oci-image-tool validate", 3)
+    for r in img.values():
+        details.append(("verify container image", r, size))
+
+fs_type = (meta.get("fs") or "?").split()[0]
+for fs, label, target in (("disk", f"3. gc, {p.get('gc_manifests', 3000)} manifests, on {fs_type} (the target)", 5),
+                          ("tmpfs", "3b. gc, same layout on tmpfs (no disk; context)", None)):
+    g = runs("gc-" + fs)
+    if not g:
+        continue
+    sets = load(f"gc-{fs}-sets.json") or {}
+    same = sets.get("identical", False)
+    note = (f"kept blob sets identical: {'yes' if same else 'NO'} "
+            f"({sets.get('epoch-store')} vs {sets.get('umoci')}; expected {sets.get('expected')}"
+            f"{', matches' if sets.get('as_expected') else ', DIFFERS'})")
+    dry, floor = g.get("epoch-store gc --dry-run"), g.get("rm of the garbage (floor)")
+    if dry and floor:
+        note += (f"; planning alone (--dry-run) {secs(dry['median'])}, "
+                 f"rm of the same garbage files {secs(floor['median'])}")
+    compare(label, g, "epoch-store gc", "umoci gc", target, extra_ok=same, note=note)
+    for r in g.values():
+        details.append((f"gc ({fs_type if fs == 'disk' else fs})", r, None))
+
+rss = load("rss.json")
+if rss:
+    es = mib(rss["epoch-store verify"])
+    targets.append([f"4. peak RSS, verify of 2 × {big_mb} MB", f"epoch-store verify: {es:.1f} MiB",
+                    f"openssl dgst: {mib(rss['openssl dgst -sha256']):.1f} MiB", "—", "≤ 64 MiB",
+                    "**PASS**" if es <= 64 else "**FAIL**", "/usr/bin/time -v, max of 3 runs"])
+
+a = runs("add")
+if a:
+    compare(f"5. add 2 × {big_mb} MB files (context)", a, "epoch-store add", "cp + sync",
+            note="< 1×: slower than the copy floor")
+    compare(f"5b. add 2 × {big_mb} MB files (context)", a, "epoch-store add", "openssl dgst + cp + sync")
+    for r in a.values():
+        details.append(("add 2 × %d MB" % big_mb, r, 2 * big_mb * 10**6))
+
+out = []
+out.append(f"## epoch-store benchmarks, {meta.get('date', '?')}")
+out.append("")
+out.append(f"Machine: {meta.get('cpu', '?')} ({'SHA-NI' if meta.get('sha_ni') else 'no SHA-NI'}), "
+           f"{meta.get('cores', '?')} cores, {meta.get('mem_gib', '?')} GiB RAM, Linux {meta.get('kernel', '?')}; "
+           f"scratch on {meta.get('fs', '?')}. "
+           f"Load average at start {' '.join(meta.get('loadavg_start', []))}, "
+           f"at end {' '.join(meta_end.get('loadavg_end', []))}.")
+out.append(f"epoch-store {meta.get('commit', '?')}; "
+           + "; ".join(f"{v}" for k, v in meta.get("versions", {}).items() if k != "epoch-store" and v) + ".")
+out.append(f"hyperfine, page cache warm: --warmup {p.get('warmup', 1)} --runs {p.get('runs', 5)}; "
+           "ratio = the other command's median time ÷ epoch-store's (how many times faster epoch-store is).")
+out.append("")
+out.append("| benchmark | epoch-store | compared with | ratio | target | result | notes |")
+out.append("|---|---|---|---|---|---|---|")
+for row in targets:
+    out.append("| " + " | ".join(row) + " |")
+out.append("")
+out.append("Absolute times (wall clock; user and system CPU are per run, all threads):")
+out.append("")
+out.append("| benchmark | command | median | mean ± σ | min … max | user | system | throughput |")
+out.append("|---|---|---|---|---|---|---|---|")
+for bench, r, nbytes in details:
+    tput = f"{nbytes / r['median'] / 1e6:,.0f} MB/s" if nbytes else "—"
+    out.append(f"| {bench} | {r['command']} | {secs(r['median'])} | {secs(r['mean'])} ± {secs(r['stddev'] or 0)} "
+               f"| {secs(r['min'])} … {secs(r['max'])} | {secs(r['user'])} | {secs(r['system'])} | {tput} |")
+gl = load("gc-layout.json")
+if gl:
+    out.append("")
+    out.append(f"gc layout: {gl['manifests']} manifests ({gl['referenced']} referenced from index.json), "
+               f"{gl['blobs']} blobs of which {gl['unreachable_blobs']} unreachable, all mtimes 2 days old.")
+print("\n".join(out))
