@@ -118,11 +118,12 @@ impl<'a> Writer<'a> {
     /// # Errors
     /// An fsync error; the blobs may not be durable and nothing must reference them.
     pub fn sync(&self) -> Result<()> {
-        let dirty: Vec<Algorithm> = std::mem::take(&mut *self.dirty.lock().expect("poisoned"))
-            .into_iter()
-            .collect();
-        for alg in dirty {
+        // Held throughout: a blob renamed while we fsync marks its directory
+        // dirty again only after we are done, so it is never lost.
+        let mut dirty = self.dirty.lock().expect("poisoned");
+        while let Some(&alg) = dirty.first() {
             durable::sync_dir(&self.layout.blobs_dir(alg))?;
+            dirty.remove(&alg); // a directory that failed to sync stays dirty
         }
         Ok(())
     }
