@@ -14,11 +14,16 @@ use crate::error::Error;
 use crate::layout::Layout;
 use crate::model::{Descriptor, Document, media_type};
 
-/// A descriptor and the document it was found in (`None`: `index.json`).
+/// A reference: what a descriptor says of its blob, and the document it was
+/// found in (`None`: `index.json`). Only what the checks need is kept, so a
+/// walk over many thousands of blobs allocates little.
 #[derive(Clone, Debug)]
 pub(crate) struct Edge {
     pub parent: Option<Digest>,
-    pub desc: Descriptor,
+    pub digest: Digest,
+    pub size: u64,
+    /// What is wrong with the descriptor's embedded `data`, if anything.
+    pub bad_data: Option<String>,
 }
 
 /// Everything reachable from a set of roots.
@@ -74,7 +79,9 @@ impl Graph {
     ) {
         self.edges.push(Edge {
             parent: parent.cloned(),
-            desc: desc.clone(),
+            digest: desc.digest.clone(),
+            size: desc.size,
+            bad_data: desc.check_data().err(),
         });
         if media_type::is_document(&desc.media_type) && seen.insert(desc.digest.clone()) {
             frontier.push(desc.clone());

@@ -1,6 +1,7 @@
 //! `index.json`: the layout's roots and tags, kept raw so that nothing another
 //! tool put there is lost when epoch-store rewrites it.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::digest::Digest;
@@ -69,7 +70,7 @@ impl Index {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                serde_json::from_value::<Descriptor>(v.clone())
+                Descriptor::deserialize(v)
                     .map_err(|e| format!("manifests[{i}] is not a valid descriptor: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -57,7 +57,7 @@ impl Layout {
         }
         let mut sizes: BTreeMap<&Digest, u64> = BTreeMap::new();
         for e in &graph.edges {
-            sizes.insert(&e.desc.digest, e.desc.size);
+            sizes.insert(&e.digest, e.size);
         }
         let document = graph.documents.get(&desc.digest).cloned();
         let kind = match &document {

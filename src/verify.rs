@@ -183,7 +183,7 @@ struct Check<'a> {
     /// Every blob on disk: its size and path.
     sizes: BTreeMap<&'a Digest, (u64, &'a Path)>,
     /// Every descriptor reached, by digest, with the document it is in.
-    described: BTreeMap<&'a Digest, Vec<(&'a Descriptor, Option<&'a Digest>)>>,
+    described: BTreeMap<&'a Digest, Vec<(u64, Option<&'a Digest>)>>,
     /// Non-regular entries and bad names: reported once, as themselves.
     stray_paths: HashSet<PathBuf>,
     /// Digests already reported, not to be reported again.
@@ -229,15 +229,15 @@ impl<'a> Check<'a> {
     /// Every descriptor: its `data` field, and that its blob exists.
     fn references(&mut self) {
         for edge in &self.graph.edges {
-            if let Err(why) = edge.desc.check_data() {
+            if let Some(why) = &edge.bad_data {
                 let msg = format!("{}: {why}", origin(edge.parent.as_ref()));
                 self.report
-                    .problem(FindingKind::BadDataField, &edge.desc.digest, msg);
+                    .problem(FindingKind::BadDataField, &edge.digest, msg);
             }
             self.described
-                .entry(&edge.desc.digest)
+                .entry(&edge.digest)
                 .or_default()
-                .push((&edge.desc, edge.parent.as_ref()));
+                .push((edge.size, edge.parent.as_ref()));
         }
         for digest in self.described.keys() {
             let path = self.layout.blob_path(digest);
@@ -312,7 +312,7 @@ impl<'a> Check<'a> {
                     intact.insert(digest);
                 }
                 Ok(found) => {
-                    let extra = match self.described.get(digest).map(|v| v[0].0.size) {
+                    let extra = match self.described.get(digest).map(|v| v[0].0) {
                         Some(s) if s != *size => format!(" ({size} bytes; described as {s})"),
                         _ => String::new(),
                     };
@@ -332,12 +332,11 @@ impl<'a> Check<'a> {
             if !intact.contains(digest) {
                 continue;
             }
-            for (desc, parent) in uses {
-                if desc.size != *size {
+            for (described_size, parent) in uses {
+                if described_size != size {
                     let msg = format!(
-                        "{} describes it as {} bytes; the intact blob has {size}",
+                        "{} describes it as {described_size} bytes; the intact blob has {size}",
                         origin(*parent),
-                        desc.size
                     );
                     self.report.problem(FindingKind::SizeMismatch, digest, msg);
                 }

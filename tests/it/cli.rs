@@ -353,7 +353,10 @@ fn quiet_prints_nothing_on_success() {
 fn an_unwritable_stdout_is_exit_2_not_a_panic() {
     let s = Store::new();
     for args in [&["ls"][..], &["verify"], &["--json", "ls"]] {
-        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
         let out = s.cmd(args).stdout(full).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
