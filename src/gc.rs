@@ -7,10 +7,10 @@
 //! their whole run, which [`Layout::gc`] takes exclusively, and the grace
 //! period covers tools that do not know the lock (skopeo, oras, umoci).
 
+mod sweep;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -23,6 +23,7 @@ use crate::inventory::Inventory;
 use crate::layout::Layout;
 use crate::lock::{self, Mode};
 use crate::writer::GC_LOCK;
+use sweep::{Candidate, Outcome};
 
 /// Options for gc.
 #[derive(Clone, Debug)]
@@ -113,6 +114,25 @@ impl Layout {
     /// (its children are unknown, so nothing can be called garbage), and
     /// errors reading `index.json` or listing `blobs/`.
     pub fn plan_gc(&self, options: &GcOptions) -> Result<GcPlan> {
+        Ok(self.gc_pass(options, false)?.plan)
+    }
+
+    /// Takes the gc lock exclusively (waiting for running writers), plans
+    /// under it, and removes the garbage; then fsyncs the blob directories.
+    ///
+    /// # Errors
+    /// As [`Layout::plan_gc`], and I/O errors removing files (files already
+    /// gone are fine).
+    pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
+        self.ensure_private()?;
+        let _lock = lock::acquire(&self.lock_path(GC_LOCK), Mode::Exclusive)?;
+        self.gc_pass(options, true)
+    }
+
+    /// Finds what nothing reaches, then judges (and with `remove`, deletes)
+    /// each candidate by its mtime, on many threads at once: stat and unlink
+    /// are I/O, and with `-o discard` every unlink waits for the device.
+    fn gc_pass(&self, options: &GcOptions, remove: bool) -> Result<GcReport> {
         let index = self.read_index()?;
         let roots = index.entries();
         // The walk reads manifests, the scan lists directories: overlap them.
@@ -128,123 +148,73 @@ impl Layout {
                 ),
             });
         }
-        let described: HashMap<&Digest, u64> = graph
-            .edges
-            .iter()
-            .map(|e| (&e.desc.digest, e.desc.size))
-            .collect();
+        let described: HashMap<&Digest, u64> =
+            graph.edges.iter().map(|e| (&e.digest, e.size)).collect();
+        let mut report = GcReport::default();
+        report.plan.roots = roots.len();
+        let mut candidates: Vec<Candidate<'_>> = Vec::new();
+        for (digest, file) in &inventory.blobs {
+            match described.get(digest) {
+                Some(size) => {
+                    report.plan.reachable_blobs += 1;
+                    report.plan.reachable_bytes += size;
+                }
+                None => candidates.push(Candidate {
+                    digest: Some(digest),
+                    file,
+                }),
+            }
+        }
+        candidates.extend(
+            inventory
+                .temp_files
+                .iter()
+                .map(|file| Candidate { digest: None, file }),
+        );
         let cutoff = SystemTime::now()
             .checked_sub(options.grace)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let mut plan = GcPlan {
-            roots: roots.len(),
-            ..GcPlan::default()
-        };
-        for (digest, file) in &inventory.blobs {
-            if let Some(size) = described.get(digest) {
-                plan.reachable_blobs += 1;
-                plan.reachable_bytes += size;
-                continue;
-            }
-            // Only what may go is stat'ed.
-            let (size, modified) = file.stat()?;
-            if modified <= cutoff {
-                plan.blobs.push(Garbage {
-                    path: file.path.clone(),
-                    digest: Some(digest.clone()),
-                    size,
-                });
-            } else {
-                plan.young_blobs += 1;
-                plan.young_bytes += size;
-            }
-        }
-        for file in &inventory.temp_files {
-            let (size, modified) = file.stat()?;
-            if modified <= cutoff {
-                plan.temp_files.push(Garbage {
-                    path: file.path.clone(),
-                    digest: None,
-                    size,
-                });
-            }
-        }
-        Ok(plan)
-    }
-
-    /// Takes the gc lock exclusively (waiting for running writers), plans
-    /// under it, and removes the garbage; then fsyncs the blob directories.
-    ///
-    /// # Errors
-    /// As [`Layout::plan_gc`], and I/O errors removing files (files already
-    /// gone are fine).
-    pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
-        self.ensure_private()?;
-        let _lock = lock::acquire(&self.lock_path(GC_LOCK), Mode::Exclusive)?;
-        let plan = self.plan_gc(options)?;
-        let removed = remove_all(plan.blobs.iter().chain(&plan.temp_files))?;
-        let mut report = GcReport::default();
+        let outcomes = sweep::run(&candidates, cutoff, remove)?;
         let mut dirs = BTreeSet::new();
-        for (g, gone) in plan.blobs.iter().chain(&plan.temp_files).zip(removed) {
-            if !gone {
-                continue;
-            }
-            report.removed_bytes += g.size;
-            if g.digest.is_some() {
-                report.removed_blobs += 1;
-                dirs.insert(durable::parent(&g.path));
-            } else {
-                report.removed_temp_files += 1;
+        for (c, outcome) in candidates.iter().zip(outcomes) {
+            let size = match outcome {
+                Outcome::Gone => continue,
+                Outcome::Young(size) => {
+                    if c.digest.is_some() {
+                        report.plan.young_blobs += 1;
+                        report.plan.young_bytes += size;
+                    }
+                    continue;
+                }
+                Outcome::Garbage(size) => size,
+                Outcome::Removed(size) => {
+                    report.removed_bytes += size;
+                    if c.digest.is_some() {
+                        report.removed_blobs += 1;
+                        dirs.insert(durable::parent(&c.file.path));
+                    } else {
+                        report.removed_temp_files += 1;
+                    }
+                    size
+                }
+            };
+            let garbage = Garbage {
+                path: c.file.path.clone(),
+                digest: c.digest.cloned(),
+                size,
+            };
+            match c.digest {
+                Some(_) => report.plan.blobs.push(garbage),
+                None => report.plan.temp_files.push(garbage),
             }
         }
+        report
+            .plan
+            .blobs
+            .sort_unstable_by(|a, b| a.digest.cmp(&b.digest));
         for dir in dirs {
             durable::sync_dir(dir)?;
         }
-        report.plan = plan;
         Ok(report)
-    }
-}
-
-/// Threads that unlink at once. Unlinking is I/O-bound (with `-o discard` the
-/// kernel waits for the device on every freed extent), so more threads than
-/// cores pay: on the benchmark disk 16 threads delete ~3x faster than one.
-const UNLINK_THREADS: usize = 16;
-
-/// Removes the files, in parallel; returns for each whether it was there.
-/// The first error is returned after every thread has stopped.
-fn remove_all<'a>(garbage: impl Iterator<Item = &'a Garbage>) -> Result<Vec<bool>> {
-    let garbage: Vec<&Garbage> = garbage.collect();
-    let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Result<bool>>>> =
-        garbage.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..UNLINK_THREADS.min(garbage.len()) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(g) = garbage.get(i) else { break };
-                    let r = remove(&g.path);
-                    let failed = r.is_err();
-                    *results[i].lock().expect("poisoned") = Some(r);
-                    if failed {
-                        // Stop handing out work; others finish their current file.
-                        next.store(garbage.len(), Ordering::Relaxed);
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|m| m.into_inner().expect("poisoned").unwrap_or(Ok(false)))
-        .collect()
-}
-
-fn remove(path: &std::path::Path) -> Result<bool> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::io("remove", path, e)),
     }
 }

@@ -1,6 +1,6 @@
 //! What is actually on disk under `blobs/` and in the private temp directory.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ pub(crate) enum StrayKind {
 /// The blobs and strays under `blobs/`, and the temp files.
 #[derive(Debug, Default)]
 pub(crate) struct Inventory {
-    pub blobs: BTreeMap<Digest, BlobFile>,
+    pub blobs: HashMap<Digest, BlobFile>,
     pub strays: Vec<Stray>,
     pub temp_files: Vec<BlobFile>,
 }
