@@ -115,6 +115,12 @@ pub enum Error {
         /// The `index.json` searched.
         path: PathBuf,
     },
+    /// A sparse map does not describe a file.
+    #[error("invalid sparse map: {reason}")]
+    InvalidSparseMap {
+        /// What is wrong.
+        reason: String,
+    },
     /// A ref or digest argument is not usable for the operation.
     #[error("{0}")]
     InvalidArgument(String),

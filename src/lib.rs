@@ -54,6 +54,8 @@ pub mod model;
 mod progress;
 mod reader;
 mod refname;
+pub mod size;
+pub mod sparse;
 mod summary;
 mod time;
 mod verify;
