@@ -244,7 +244,7 @@ pub(crate) fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>
         });
     }
     let mut buf = Vec::with_capacity(md.len() as usize);
-    file.take(limit + 1)
+    file.take(limit.saturating_add(1))
         .read_to_end(&mut buf)
         .ctx("read", path)?;
     if buf.len() as u64 > limit {

@@ -37,38 +37,55 @@ pub fn hash_file(
     Ok(hasher.finish())
 }
 
-/// Calls `f` with the first `len` bytes of `file` in order, in pieces of at
-/// most [`WINDOW`] bytes: mapped on local filesystems, read elsewhere, so
-/// that each byte is read once and resident memory stays bounded.
+/// Calls `f` with the first `len` bytes of `file` in order; see [`for_each_range`].
 ///
 /// # Errors
-/// I/O errors (also when the file is shorter than `len`) and `f`'s errors.
+/// As [`for_each_range`].
 pub(crate) fn for_each_chunk(
     file: &File,
     len: u64,
     f: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
-    if mmap::is_mappable(file) && file.metadata()?.len() >= len {
-        return mmap::for_each_window(file, len, WINDOW, f);
+    for_each_range(file, 0, len, f)
+}
+
+/// Calls `f` with the bytes `[start, start + len)` of `file` in order, in
+/// pieces of at most [`WINDOW`] bytes: mapped on local filesystems, read
+/// with `pread` elsewhere, so that each byte is read once and resident
+/// memory stays bounded.
+///
+/// # Errors
+/// I/O errors (also when the file ends before `start + len`) and `f`'s errors.
+pub(crate) fn for_each_range(
+    file: &File,
+    start: u64,
+    len: u64,
+    f: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let end = start
+        .checked_add(len)
+        .ok_or_else(|| io::Error::other("range overflows"))?;
+    if mmap::is_mappable(file) && file.metadata()?.len() >= end {
+        return mmap::for_each_window(file, start, len, WINDOW, f);
     }
-    let mut buf = vec![0u8; READ_BUF];
-    let mut reader = file.take(len);
-    let mut got = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
+    let mut buf = vec![0u8; READ_BUF.min(len as usize)];
+    let mut pos = start;
+    while pos < end {
+        let want = buf.len().min((end - pos) as usize);
+        let n = match file.read_at(&mut buf[..want], pos) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("file ended at {pos}, before {end}"),
+                ));
+            }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         f(&buf[..n])?;
-        got += n as u64;
-    }
-    if got != len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("file ended after {got} of {len} bytes"),
-        ));
+        pos += n as u64;
     }
     Ok(())
 }

@@ -51,6 +51,7 @@ mod layout;
 mod lock;
 mod mmap;
 pub mod model;
+pub mod pack;
 mod progress;
 mod reader;
 mod refname;

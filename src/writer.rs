@@ -16,6 +16,7 @@ use crate::layout::Layout;
 use crate::lock::{self, Lock, Mode};
 use crate::model::Descriptor;
 use crate::progress::Progress;
+use crate::sparse::SparseMap;
 
 /// Name of the lock writers hold shared for their whole run and gc exclusively.
 pub(crate) const GC_LOCK: &str = "gc.lock";
@@ -92,23 +93,64 @@ impl<'a> Writer<'a> {
                 kind: durable::kind_name(&md),
             });
         }
+        self.put_stored(
+            media_type,
+            &file,
+            path,
+            &SparseMap::dense(md.len()),
+            0,
+            md.len(),
+            progress,
+        )
+    }
+
+    /// Stores the range `[offset, offset + len)` of a file's *stored stream*
+    /// (its data extents back to back, per `map`) as one blob: each byte is
+    /// read once (mapped where possible), hashed and written in the same
+    /// pass, and holes are never read. This packs a sparse file, or one
+    /// chunk of one; `path` only names the file in errors. The file must not
+    /// be truncated meanwhile.
+    ///
+    /// # Errors
+    /// I/O errors reading `path` or writing the temp file; nothing is
+    /// published on error.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_stored(
+        &self,
+        media_type: &str,
+        file: &File,
+        path: &Path,
+        map: &SparseMap,
+        offset: u64,
+        len: u64,
+        progress: &dyn Progress,
+    ) -> Result<Descriptor> {
         let mut w = self.blob()?;
         // Errors writing the temp file and errors reading the source name different files.
         let mut write_error = None;
-        let read = hash::for_each_chunk(&file, md.len(), &mut |bytes| {
-            if let Err(e) = w.tmp.file().write_all(bytes) {
-                write_error = Some(e);
-                return Err(io::Error::other("write failed"));
+        for (at, n) in map.locate(offset, len) {
+            let read = hash::for_each_range(file, at, n, &mut |bytes| {
+                if let Err(e) = w.tmp.file().write_all(bytes) {
+                    write_error = Some(e);
+                    return Err(io::Error::other("write failed"));
+                }
+                w.hasher.update(bytes);
+                w.len += bytes.len() as u64;
+                progress.advance(bytes.len() as u64);
+                Ok(())
+            });
+            if let Some(e) = write_error.take() {
+                return Err(Error::io("write", w.tmp.path(), e));
             }
-            w.hasher.update(bytes);
-            w.len += bytes.len() as u64;
-            progress.advance(bytes.len() as u64);
-            Ok(())
-        });
-        if let Some(e) = write_error {
-            return Err(Error::io("write", w.tmp.path(), e));
+            read.ctx("read", path)?;
         }
-        read.ctx("read", path)?;
+        if w.len != len {
+            return Err(Error::InvalidArgument(format!(
+                "{}: the stored stream has {} bytes from offset {offset}, not {len}",
+                path.display(),
+                w.len
+            )));
+        }
         w.commit(media_type, None)
     }
 
