@@ -59,6 +59,7 @@ pub mod size;
 pub mod sparse;
 mod summary;
 mod time;
+pub mod unpack;
 mod verify;
 mod writer;
 
