@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 
 pub mod artifact;
+pub mod cocoon_tar;
 mod digest;
 mod durable;
 mod error;
