@@ -57,6 +57,7 @@ mod progress;
 mod reader;
 mod refname;
 pub mod size;
+pub mod snapshot;
 pub mod sparse;
 mod summary;
 mod time;

@@ -7,3 +7,4 @@ mod damage;
 mod hostile;
 mod interop;
 mod util;
+mod vm;

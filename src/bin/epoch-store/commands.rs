@@ -6,6 +6,8 @@ pub mod gc;
 pub mod init;
 pub mod inspect;
 pub mod ls;
+pub mod pack;
 pub mod tag;
+pub mod unpack;
 pub mod untag;
 pub mod verify;

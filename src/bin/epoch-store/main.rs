@@ -62,6 +62,8 @@ enum Command {
     Untag(commands::untag::Args),
     Gc(commands::gc::Args),
     Verify(commands::verify::Args),
+    Pack(commands::pack::Args),
+    Unpack(commands::unpack::Args),
 }
 
 /// What every command gets besides its own arguments.
@@ -103,6 +105,8 @@ fn main() -> ExitCode {
         Command::Untag(a) => commands::untag::run(&ctx, a),
         Command::Gc(a) => commands::gc::run(&ctx, a),
         Command::Verify(a) => commands::verify::run(&ctx, a),
+        Command::Pack(a) => commands::pack::run(&ctx, a),
+        Command::Unpack(a) => commands::unpack::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,453 @@
+//! cocoonstack VM snapshots as OCI artifacts, as cocoon-common writes and
+//! reads them (`docs/cocoon-snapshot-format.md`): v1 stores one layer per
+//! file; v2 cuts files larger than the chunk size at fixed offsets of their
+//! stored stream, lists the chunk digests in `files[name].chunks`, and marks
+//! itself v2 only when some file was split. Sparse files are stored compacted
+//! (data extents back to back) with cocoon's sparse map in the config.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::cocoon_tar::{Envelope, SNAPSHOT_JSON};
+use crate::error::{Error, IoContext, Result};
+use crate::layout::Layout;
+use crate::model::{
+    Descriptor, SnapshotConfig, SnapshotFile, annotation, media_type as mt,
+    media_type_for_cocoon_file,
+};
+use crate::pack::{Source, put_sources};
+use crate::progress::Progress;
+use crate::sparse::SparseMap;
+use crate::unpack::{restore_file, validate_file_name};
+use crate::writer::Writer;
+
+/// Annotation: a chunk's zero-based index, on files of two or more chunks.
+pub const CHUNK_INDEX: &str = "cocoonstack.chunk.index";
+/// Annotation: a file's number of chunks, on files of two or more chunks.
+pub const CHUNK_COUNT: &str = "cocoonstack.chunk.count";
+/// Largest snapshot config read into memory (as cocoon-common).
+pub const CONFIG_LIMIT: u64 = 64 << 20;
+/// Largest chunk size cocoon-common accepts (4096 MiB).
+pub const MAX_CHUNK_SIZE: u64 = 4096 << 20;
+
+/// v1 (one layer per file) or v2 (chunked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One layer per file, for readers that predate chunks.
+    V1,
+    /// Files larger than the chunk size are cut into chunks.
+    V2,
+}
+
+/// How to pack a snapshot directory.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PackOptions {
+    /// v1 or v2.
+    pub format: Format,
+    /// v2: the chunk size (files larger than this are cut).
+    pub chunk_size: u64,
+    /// Free-text description, stored in the config and as an annotation.
+    pub description: Option<String>,
+}
+
+impl Default for PackOptions {
+    fn default() -> Self {
+        PackOptions {
+            format: Format::V2,
+            chunk_size: 512 << 20,
+            description: None,
+        }
+    }
+}
+
+impl PackOptions {
+    /// Sets the format.
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+    /// Sets the v2 chunk size.
+    pub fn chunk_size(mut self, size: u64) -> Self {
+        self.chunk_size = size;
+        self
+    }
+    /// Sets the description.
+    pub fn description(mut self, text: Option<String>) -> Self {
+        self.description = text;
+        self
+    }
+}
+
+/// One file of a snapshot directory, ready to pack.
+struct DirFile {
+    name: String,
+    path: PathBuf,
+    file: File,
+    map: SparseMap,
+    mode: u32,
+}
+
+/// Packs a snapshot directory (regular files only, in name order, as cocoon
+/// exports them). A `snapshot.json` there is the envelope, not a file: its
+/// fields go into the config; without one, CPU and memory are read from
+/// Cloud Hypervisor's `config.json` when it is there. Returns the manifest's
+/// descriptor, ready for [`crate::Index::set_ref`].
+///
+/// # Errors
+/// A name that is not a plain file name, a directory entry that is not a
+/// regular file, a bad chunk size, I/O errors. Nothing references the blobs
+/// written before an error; gc reclaims them.
+pub fn pack_dir(
+    writer: &Writer<'_>,
+    dir: &Path,
+    options: &PackOptions,
+    progress: &dyn Progress,
+) -> Result<Descriptor> {
+    if options.format == Format::V2 && !(1..=MAX_CHUNK_SIZE).contains(&options.chunk_size) {
+        return Err(Error::InvalidArgument(format!(
+            "chunk size {} is out of range: 1 byte to 4096 MiB",
+            options.chunk_size
+        )));
+    }
+    let (files, mut config) = read_dir(dir)?;
+    let sources: Vec<Source<'_>> = files
+        .iter()
+        .map(|f| Source {
+            path: &f.path,
+            file: &f.file,
+            map: &f.map,
+            media_type: media_type_for_cocoon_file(&f.name),
+        })
+        .collect();
+    progress.begin("packing", files.iter().map(|f| f.map.stored_len()).sum());
+    let chunk = match options.format {
+        Format::V1 => None,
+        Format::V2 => Some(options.chunk_size),
+    };
+    let stored = put_sources(writer, &sources, chunk, progress)?;
+    progress.finish();
+    let split = stored.iter().any(|c| c.len() > 1);
+    let v2 = options.format == Format::V2 && split;
+    config.schema_version = if v2 { "v2" } else { "v1" }.into();
+    if let Some(d) = &options.description {
+        config.description = d.clone();
+    }
+    config.created_at = crate::time::now_rfc3339();
+    let mut layers = Vec::new();
+    for (f, chunks) in files.iter().zip(&stored) {
+        let mut meta = SnapshotFile {
+            mode: i64::from(f.mode),
+            ..SnapshotFile::default()
+        };
+        if !f.map.is_dense() {
+            meta.sparse_map = f.map.to_cocoon_json();
+            meta.sparse_size = f.map.logical_size() as i64;
+        }
+        if options.format == Format::V2 {
+            meta.size = f.map.stored_len() as i64;
+        }
+        if chunks.len() > 1 {
+            meta.chunks = chunks.iter().map(|c| c.digest.to_string()).collect();
+        }
+        config.files.insert(f.name.clone(), meta);
+        for (i, c) in chunks.iter().enumerate() {
+            let mut layer = c.clone();
+            layer
+                .annotations
+                .insert(annotation::TITLE.into(), f.name.clone());
+            if chunks.len() > 1 {
+                layer.annotations.insert(CHUNK_INDEX.into(), i.to_string());
+                layer
+                    .annotations
+                    .insert(CHUNK_COUNT.into(), chunks.len().to_string());
+            }
+            layers.push(layer);
+        }
+    }
+    let config_bytes = serde_json::to_vec(&config).expect("a config always serializes");
+    let config_desc = writer.put_bytes(mt::SNAPSHOT_CONFIG, &config_bytes)?;
+    let artifact_type = if v2 {
+        mt::ARTIFACT_SNAPSHOT_V2
+    } else {
+        mt::ARTIFACT_SNAPSHOT
+    };
+    let mut annotations = BTreeMap::new();
+    annotations.insert(annotation::CREATED.to_string(), config.created_at.clone());
+    if !config.snapshot_id.is_empty() {
+        annotations.insert(
+            annotation::SNAPSHOT_ID.to_string(),
+            config.snapshot_id.clone(),
+        );
+    }
+    if !config.description.is_empty() {
+        annotations.insert(
+            annotation::DESCRIPTION.to_string(),
+            config.description.clone(),
+        );
+    }
+    write_manifest(writer, artifact_type, &config_desc, &layers, &annotations)
+}
+
+fn read_dir(dir: &Path) -> Result<(Vec<DirFile>, SnapshotConfig)> {
+    let mut names = Vec::new();
+    for e in fs::read_dir(dir).ctx("list directory", dir)? {
+        let e = e.ctx("list directory", dir)?;
+        let name = e.file_name().into_string().map_err(|n| {
+            Error::InvalidArgument(format!("{}: file name {n:?} is not UTF-8", dir.display()))
+        })?;
+        names.push(name);
+    }
+    names.sort();
+    let mut config = SnapshotConfig::default();
+    let mut files = Vec::new();
+    for name in names {
+        validate_file_name(&name)?;
+        let path = dir.join(&name);
+        let md = fs::symlink_metadata(&path).ctx("stat", &path)?;
+        if !md.is_file() {
+            return Err(Error::NotRegularFile {
+                path,
+                kind: crate::durable::kind_name(&md),
+            });
+        }
+        if name == SNAPSHOT_JSON {
+            let raw = crate::durable::read_capped(
+                &path,
+                crate::cocoon_tar::ENVELOPE_LIMIT,
+                SNAPSHOT_JSON,
+            )?;
+            let env: Envelope =
+                serde_json::from_slice(&raw).map_err(|e| Error::InvalidDocument {
+                    what: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            config = env.config.to_snapshot_config();
+            continue;
+        }
+        let file = File::open(&path).ctx("open", &path)?;
+        let map = SparseMap::of_file(&file).ctx("find data extents of", &path)?;
+        files.push(DirFile {
+            name,
+            path,
+            file,
+            map,
+            mode: md.permissions().mode() & 0o7777,
+        });
+    }
+    if config.cpu == 0 && config.memory == 0 {
+        vm_fields_from_ch_config(dir, &mut config);
+    }
+    Ok((files, config))
+}
+
+/// Best effort: Cloud Hypervisor's `config.json` has `cpus.boot_vcpus` and
+/// `memory.size`. A file that is not such JSON leaves the fields empty.
+fn vm_fields_from_ch_config(dir: &Path, config: &mut SnapshotConfig) {
+    let Ok(raw) = crate::durable::read_capped(&dir.join("config.json"), 16 << 20, "config.json")
+    else {
+        return;
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&raw) else {
+        return;
+    };
+    if let Some(cpu) = v.pointer("/cpus/boot_vcpus").and_then(|x| x.as_i64()) {
+        config.cpu = cpu;
+    }
+    if let Some(mem) = v.pointer("/memory/size").and_then(|x| x.as_i64()) {
+        config.memory = mem;
+    }
+    if config.hypervisor.is_empty() {
+        config.hypervisor = "cloud-hypervisor".into();
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    artifact_type: &'a str,
+    config: &'a Descriptor,
+    layers: &'a [Descriptor],
+    annotations: &'a BTreeMap<String, String>,
+}
+
+fn write_manifest(
+    writer: &Writer<'_>,
+    artifact_type: &str,
+    config: &Descriptor,
+    layers: &[Descriptor],
+    annotations: &BTreeMap<String, String>,
+) -> Result<Descriptor> {
+    let m = Manifest {
+        schema_version: 2,
+        media_type: mt::OCI_MANIFEST,
+        artifact_type,
+        config,
+        layers,
+        annotations,
+    };
+    let bytes = serde_json::to_vec(&m).expect("a manifest always serializes");
+    let mut desc = writer.put_bytes(mt::OCI_MANIFEST, &bytes)?;
+    desc.artifact_type = Some(artifact_type.to_string());
+    Ok(desc)
+}
+
+/// A snapshot's config and which blobs make each file, read and checked.
+#[derive(Clone, Debug)]
+pub struct SnapshotPlan {
+    /// The config blob.
+    pub config: SnapshotConfig,
+    /// Each file: name, its chunks in order, where its data goes, its mode.
+    pub files: Vec<PlannedFile>,
+}
+
+/// One file of a [`SnapshotPlan`].
+#[derive(Clone, Debug)]
+pub struct PlannedFile {
+    /// Plain file name (checked).
+    pub name: String,
+    /// Its blobs, in order.
+    pub chunks: Vec<Descriptor>,
+    /// Where its stored stream goes in the logical file.
+    pub map: SparseMap,
+    /// Unix mode (0o640 when the config has none, as cocoon-common).
+    pub mode: u32,
+}
+
+/// Reads a snapshot manifest's config and matches layers to files as
+/// cocoon-common does: by title in layer order; a file with `chunks` takes
+/// those digests from the manifest's layers.
+///
+/// # Errors
+/// Not a snapshot, a config that is not one, titles that are not plain
+/// file names, chunk digests not in the manifest, sizes that do not add up,
+/// compressed chunks (not supported yet), bad sparse maps.
+pub fn plan(layout: &Layout, manifest: &Descriptor) -> Result<SnapshotPlan> {
+    let bad = |reason: String| Error::InvalidDocument {
+        what: format!("snapshot {}", manifest.digest),
+        reason,
+    };
+    let (_, doc) = layout.read_document(manifest)?;
+    let kind = crate::model::classify(&doc, Some(&manifest.media_type));
+    if kind != crate::model::Kind::Snapshot {
+        return Err(bad(format!("it is a {kind}, not a snapshot")));
+    }
+    let config_desc = doc.config.as_ref().ok_or_else(|| bad("no config".into()))?;
+    if config_desc.media_type != mt::SNAPSHOT_CONFIG {
+        return Err(bad(format!(
+            "its config is {}, not {}",
+            config_desc.media_type,
+            mt::SNAPSHOT_CONFIG
+        )));
+    }
+    let raw = layout.read_blob(config_desc, CONFIG_LIMIT)?;
+    let config: SnapshotConfig = serde_json::from_slice(&raw)
+        .map_err(|e| bad(format!("its config is not a snapshot config: {e}")))?;
+    let layers = doc.layers.clone().unwrap_or_default();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut files = Vec::new();
+    for layer in &layers {
+        let name = layer
+            .title()
+            .ok_or_else(|| bad(format!("layer {} has no title", layer.digest)))?;
+        validate_file_name(name)?;
+        if !seen.insert(name.to_string()) {
+            continue; // later chunks of a file listed in `chunks`
+        }
+        if layer.media_type.ends_with("+zstd") {
+            return Err(bad(format!(
+                "{name:?} is zstd-compressed; this epoch-store cannot unpack compressed chunks yet"
+            )));
+        }
+        let meta = config.files.get(name).cloned().unwrap_or_default();
+        let chunks = if meta.chunks.is_empty() {
+            vec![layer.clone()]
+        } else {
+            meta.chunks
+                .iter()
+                .map(|d| {
+                    layers
+                        .iter()
+                        .find(|l| l.digest.to_string() == *d)
+                        .cloned()
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "{name:?}: chunk {d} is not a layer of the manifest"
+                            ))
+                        })
+                })
+                .collect::<Result<_>>()?
+        };
+        let stored: u64 = chunks.iter().map(|c| c.size).sum();
+        if meta.size > 0 && meta.size as u64 != stored {
+            return Err(bad(format!(
+                "{name:?}: its chunks hold {stored} bytes, the config says {}",
+                meta.size
+            )));
+        }
+        let map = if meta.sparse_map.is_empty() {
+            SparseMap::dense(stored)
+        } else {
+            let size = u64::try_from(meta.sparse_size)
+                .map_err(|_| bad(format!("{name:?}: negative sparseSize")))?;
+            SparseMap::from_cocoon(&meta.sparse_map, size)?
+        };
+        let mode = u32::try_from(meta.mode)
+            .ok()
+            .filter(|m| *m != 0)
+            .unwrap_or(0o640);
+        files.push(PlannedFile {
+            name: name.to_string(),
+            chunks,
+            map,
+            mode,
+        });
+    }
+    Ok(SnapshotPlan { config, files })
+}
+
+/// Restores a snapshot's files into `dir` (created if absent): every byte
+/// verified, holes restored, modes set, each file fsynced and renamed into
+/// place. Existing files are refused unless `force`.
+///
+/// # Errors
+/// As [`plan`] and [`restore_file`].
+pub fn unpack(
+    layout: &Layout,
+    manifest: &Descriptor,
+    dir: &Path,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<PathBuf>> {
+    let plan = plan(layout, manifest)?;
+    crate::durable::create_dir_durable(dir)?;
+    if !force
+        && let Some(f) = plan
+            .files
+            .iter()
+            .find(|f| fs::symlink_metadata(dir.join(&f.name)).is_ok())
+    {
+        return Err(Error::InvalidArgument(format!(
+            "{} already exists; unpack into an empty directory or pass --force",
+            dir.join(&f.name).display()
+        )));
+    }
+    progress.begin(
+        "unpacking",
+        plan.files.iter().map(|f| f.map.stored_len()).sum(),
+    );
+    let mut out = Vec::new();
+    for f in &plan.files {
+        out.push(restore_file(
+            layout, dir, &f.name, &f.map, &f.chunks, f.mode, force, progress,
+        )?);
+    }
+    progress.finish();
+    Ok(out)
+}

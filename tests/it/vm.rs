@@ -1,0 +1,267 @@
+//! VM snapshots: pack and unpack round trips with real disk images, and
+//! hostile snapshot manifests.
+
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::util::{OCI_MANIFEST, Store, bytes, have_tool, sh};
+use serde_json::{Value, json};
+
+/// A snapshot directory: a qcow2 overlay made by qemu-img (if present), a
+/// 1 GiB sparse raw disk with two data runs, a dense memory file (mode 0600)
+/// and a Cloud Hypervisor config.json.
+fn snapshot_dir(s: &Store) -> std::path::PathBuf {
+    let dir = s.path("snap");
+    std::fs::create_dir(&dir).unwrap();
+    if have_tool("qemu-img") {
+        sh(std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(dir.join("overlay.qcow2"))
+            .arg("256M"));
+    }
+    let cow = std::fs::File::create(dir.join("cow.raw")).unwrap();
+    cow.set_len(1 << 30).unwrap();
+    cow.write_all_at(&bytes(3 << 20, 1), 100 << 20).unwrap();
+    cow.write_all_at(&bytes(1 << 20, 2), 900 << 20).unwrap();
+    std::fs::write(dir.join("memory-ranges"), bytes(5 << 20, 3)).unwrap();
+    std::fs::set_permissions(
+        dir.join("memory-ranges"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        br#"{"cpus":{"boot_vcpus":2},"memory":{"size":1073741824}}"#,
+    )
+    .unwrap();
+    dir
+}
+
+fn assert_same_tree(a: &Path, b: &Path) {
+    let mut names: Vec<_> = std::fs::read_dir(a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    let mut got: Vec<_> = std::fs::read_dir(b)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    got.sort();
+    assert_eq!(names, got, "same file names");
+    for n in names {
+        let (x, y) = (a.join(&n), b.join(&n));
+        assert!(
+            std::fs::read(&x).unwrap() == std::fs::read(&y).unwrap(),
+            "{n:?} differs"
+        );
+        let (mx, my) = (
+            std::fs::metadata(&x).unwrap(),
+            std::fs::metadata(&y).unwrap(),
+        );
+        assert_eq!(mx.mode() & 0o7777, my.mode() & 0o7777, "{n:?} mode");
+        assert!(
+            my.blocks() <= mx.blocks() + 64,
+            "{n:?}: holes restored ({} vs {} blocks)",
+            my.blocks(),
+            mx.blocks()
+        );
+    }
+}
+
+#[test]
+fn v1_and_v2_round_trip_byte_identical_with_holes() {
+    let s = Store::new();
+    let dir = snapshot_dir(&s);
+    for (format, chunk) in [("v1", "512MiB"), ("v2", "1MiB")] {
+        let r = format!("vm:{format}");
+        let out = s.json(&[
+            "pack",
+            "snapshot",
+            dir.to_str().unwrap(),
+            "--ref",
+            &r,
+            "--format",
+            format,
+            "--chunk-size",
+            chunk,
+        ]);
+        assert!(
+            out["size"].as_u64().unwrap() < 20 << 20,
+            "holes not stored: {out}"
+        );
+        let target = s.path(&format!("out-{format}"));
+        s.ok(&["unpack", &r, target.to_str().unwrap()]);
+        assert_same_tree(&dir, &target);
+        if have_tool("qemu-img") {
+            sh(std::process::Command::new("qemu-img")
+                .arg("compare")
+                .arg(dir.join("overlay.qcow2"))
+                .arg(target.join("overlay.qcow2")));
+        }
+    }
+    s.ok(&["verify"]);
+    let ls = s.json(&["ls"]);
+    assert!(
+        ls.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["kind"] == "snapshot"),
+        "{ls}"
+    );
+}
+
+#[test]
+fn v2_lists_chunks_and_titles_as_cocoon_common_does() {
+    let s = Store::new();
+    let dir = snapshot_dir(&s);
+    s.ok(&[
+        "pack",
+        "snapshot",
+        dir.to_str().unwrap(),
+        "--ref",
+        "vm:1",
+        "--chunk-size",
+        "1MiB",
+        "--description",
+        "nightly",
+    ]);
+    let m = s.json(&["inspect", "vm:1"]);
+    assert_eq!(
+        m["artifactType"],
+        "application/vnd.cocoonstack.snapshot.v2+json"
+    );
+    let config_digest = m["config"]["digest"].as_str().unwrap();
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(s.blob(config_digest)).unwrap()).unwrap();
+    assert_eq!(config["schemaVersion"], "v2");
+    assert_eq!(config["cpu"], 2);
+    assert_eq!(config["memory"], 1073741824);
+    assert_eq!(config["description"], "nightly");
+    let mem = &config["files"]["memory-ranges"];
+    assert_eq!(mem["size"], 5 << 20);
+    assert_eq!(mem["mode"], 0o600);
+    assert_eq!(mem["chunks"].as_array().unwrap().len(), 5);
+    let cow = &config["files"]["cow.raw"];
+    assert_eq!(cow["sparseSize"], 1u64 << 30);
+    assert!(cow["sparseMap"].as_str().unwrap().starts_with("[{\"o\":"));
+    let layers = m["layers"].as_array().unwrap();
+    let mem_layers: Vec<&Value> = layers
+        .iter()
+        .filter(|l| l["annotations"]["org.opencontainers.image.title"] == "memory-ranges")
+        .collect();
+    assert_eq!(mem_layers.len(), 5, "bare title on every chunk");
+    assert_eq!(mem_layers[4]["annotations"]["cocoonstack.chunk.index"], "4");
+    assert_eq!(mem_layers[0]["annotations"]["cocoonstack.chunk.count"], "5");
+    let small = layers
+        .iter()
+        .find(|l| l["annotations"]["org.opencontainers.image.title"] == "config.json")
+        .unwrap();
+    assert!(
+        small["annotations"]
+            .get("cocoonstack.chunk.index")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_v2_pack_of_small_files_stays_v1() {
+    let s = Store::new();
+    let dir = s.path("small");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("state.json"), b"{}").unwrap();
+    s.ok(&[
+        "pack",
+        "snapshot",
+        dir.to_str().unwrap(),
+        "--ref",
+        "small:1",
+    ]);
+    assert_eq!(
+        s.json(&["inspect", "small:1"])["artifactType"],
+        "application/vnd.cocoonstack.snapshot.v1+json"
+    );
+}
+
+#[test]
+fn unpack_refuses_existing_files_and_hostile_titles() {
+    let s = Store::new();
+    let dir = snapshot_dir(&s);
+    s.ok(&[
+        "pack",
+        "snapshot",
+        dir.to_str().unwrap(),
+        "--ref",
+        "vm:1",
+        "--format",
+        "v1",
+    ]);
+    let target = s.path("t");
+    s.ok(&["unpack", "vm:1", target.to_str().unwrap()]);
+    let err = s.fails(2, &["unpack", "vm:1", target.to_str().unwrap()]);
+    assert!(err.contains("--force"), "{err}");
+    s.ok(&["unpack", "--force", "vm:1", target.to_str().unwrap()]);
+
+    // A snapshot whose layer title climbs out of the target.
+    let layer = s.put_raw(b"evil");
+    let config = s.put_raw(br#"{"schemaVersion":"v1","snapshotId":"x"}"#);
+    for title in ["../escape", "/abs", ".", "a/b"] {
+        let m = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "artifactType": "application/vnd.cocoonstack.snapshot.v1+json",
+            "config": {"mediaType": "application/vnd.cocoonstack.snapshot.config.v1+json", "digest": config, "size": 39},
+            "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": 4,
+                        "annotations": {"org.opencontainers.image.title": title}}],
+        })).unwrap();
+        s.root_doc("evil:1", OCI_MANIFEST, &m);
+        let out = s.path("evil-out");
+        let err = s.fails(2, &["unpack", "evil:1", out.to_str().unwrap()]);
+        assert!(err.contains("refusing file name"), "{title}: {err}");
+        assert!(!s.path("escape").exists() && !Path::new("/abs").exists());
+        assert_eq!(
+            std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0),
+            0,
+            "nothing written"
+        );
+    }
+}
+
+#[test]
+fn pack_refuses_what_is_not_a_snapshot_directory() {
+    let s = Store::new();
+    let dir = s.path("d");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let err = s.fails(
+        2,
+        &["pack", "snapshot", dir.to_str().unwrap(), "--ref", "x:1"],
+    );
+    assert!(err.contains("not a regular file"), "{err}");
+    std::fs::remove_dir(dir.join("sub")).unwrap();
+    let err = s.fails(
+        2,
+        &[
+            "pack",
+            "snapshot",
+            dir.to_str().unwrap(),
+            "--ref",
+            "x:1",
+            "--chunk-size",
+            "8GiB",
+        ],
+    );
+    assert!(err.contains("4096 MiB"), "{err}");
+    let err = s.fails(
+        2,
+        &[
+            "pack",
+            "snapshot",
+            dir.to_str().unwrap(),
+            "--ref",
+            "x:1",
+            "--chunk-size",
+            "1GB",
+        ],
+    );
+    assert!(err.contains("decimal units"), "{err}");
+    assert_eq!(s.json(&["ls"]), json!([]));
+}
