@@ -78,4 +78,4 @@ pub use reader::BlobReader;
 pub use refname::{MAX_REF_LEN, split_tag, validate_ref};
 pub use summary::{Listing, Summary};
 pub use verify::{Finding, FindingKind, VerifyOptions, VerifyReport};
-pub use writer::{BlobWriter, Writer};
+pub use writer::{BlobWriter, StoredRange, Writer};

@@ -44,8 +44,10 @@ pub struct Source<'a> {
     pub file: &'a File,
     /// Where its data is.
     pub map: &'a SparseMap,
-    /// Media type of its blobs.
+    /// Media type of its blobs (with `+zstd` when compressed).
     pub media_type: &'a str,
+    /// zstd level to compress its chunks at, if any.
+    pub zstd_level: Option<i32>,
 }
 
 /// Stores every source's stored stream, cut at `chunk_size` (`None`: one
@@ -78,7 +80,14 @@ pub fn put_sources(
         |j| j.2,
         |&(i, off, n)| {
             let s = &sources[i];
-            writer.put_stored(s.media_type, s.file, s.path, s.map, off, n, progress)
+            let range = crate::writer::StoredRange {
+                file: s.file,
+                path: s.path,
+                map: s.map,
+                offset: off,
+                len: n,
+            };
+            writer.put_stored(s.media_type, range, s.zstd_level, progress)
         },
     );
     let mut out: Vec<Vec<Descriptor>> = sources.iter().map(|_| Vec::new()).collect();
@@ -154,7 +163,7 @@ mod tests {
             let file = File::open(&path).unwrap();
             let map = SparseMap::new(size, extents.iter().map(|&(offset, len)| Extent { offset, len })).unwrap();
             let w = layout.writer().unwrap();
-            let src = [Source { path: &path, file: &file, map: &map, media_type: "x/y" }];
+            let src = [Source { path: &path, file: &file, map: &map, media_type: "x/y", zstd_level: None }];
             let out = put_sources(&w, &src, Some(chunk), &NoProgress).unwrap();
             let mut joined = Vec::new();
             for ((off, n), d) in cut(stored.len() as u64, chunk).into_iter().zip(&out[0]) {
@@ -184,12 +193,14 @@ mod tests {
                     file: &f1,
                     map: &m1,
                     media_type: "a/b",
+                    zstd_level: None,
                 },
                 Source {
                     path: &p2,
                     file: &f2,
                     map: &m2,
                     media_type: "a/b",
+                    zstd_level: None,
                 },
             ],
             None,

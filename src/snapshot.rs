@@ -22,7 +22,7 @@ use crate::model::{
 use crate::pack::{Source, put_sources};
 use crate::progress::Progress;
 use crate::sparse::SparseMap;
-use crate::unpack::{restore_file, validate_file_name};
+use crate::unpack::{ChunkRef, restore_file, validate_file_name};
 use crate::writer::Writer;
 
 /// Annotation: a chunk's zero-based index, on files of two or more chunks.
@@ -31,6 +31,8 @@ pub const CHUNK_INDEX: &str = "cocoonstack.chunk.index";
 pub const CHUNK_COUNT: &str = "cocoonstack.chunk.count";
 /// Largest snapshot config read into memory (as cocoon-common).
 pub const CONFIG_LIMIT: u64 = 64 << 20;
+/// Files smaller than this are never compressed (as cocoon-common).
+pub const COMPRESS_MIN: u64 = 1 << 20;
 /// Largest chunk size cocoon-common accepts (4096 MiB).
 pub const MAX_CHUNK_SIZE: u64 = 4096 << 20;
 
@@ -53,6 +55,8 @@ pub struct PackOptions {
     pub chunk_size: u64,
     /// Free-text description, stored in the config and as an annotation.
     pub description: Option<String>,
+    /// v2: zstd level for files of at least [`COMPRESS_MIN`] bytes.
+    pub zstd_level: Option<i32>,
 }
 
 impl Default for PackOptions {
@@ -61,6 +65,7 @@ impl Default for PackOptions {
             format: Format::V2,
             chunk_size: 512 << 20,
             description: None,
+            zstd_level: None,
         }
     }
 }
@@ -74,6 +79,11 @@ impl PackOptions {
     /// Sets the v2 chunk size.
     pub fn chunk_size(mut self, size: u64) -> Self {
         self.chunk_size = size;
+        self
+    }
+    /// Compresses files of at least [`COMPRESS_MIN`] bytes with zstd (v2 only).
+    pub fn zstd_level(mut self, level: Option<i32>) -> Self {
+        self.zstd_level = level;
         self
     }
     /// Sets the description.
@@ -114,14 +124,42 @@ pub fn pack_dir(
             options.chunk_size
         )));
     }
+    if options.format == Format::V1 && options.zstd_level.is_some() {
+        return Err(Error::InvalidArgument(
+            "compression needs --format v2 (v1 readers cannot decompress)".into(),
+        ));
+    }
     let (files, mut config) = read_dir(dir)?;
+    let levels: Vec<Option<i32>> = files
+        .iter()
+        .map(|f| {
+            options
+                .zstd_level
+                .filter(|_| f.map.stored_len() >= COMPRESS_MIN)
+        })
+        .collect();
+    let media_types: Vec<String> = files
+        .iter()
+        .zip(&levels)
+        .map(|(f, level)| {
+            let mt = media_type_for_cocoon_file(&f.name);
+            if level.is_some() {
+                format!("{mt}+zstd")
+            } else {
+                mt.to_string()
+            }
+        })
+        .collect();
     let sources: Vec<Source<'_>> = files
         .iter()
-        .map(|f| Source {
+        .zip(&levels)
+        .zip(&media_types)
+        .map(|((f, level), mt)| Source {
             path: &f.path,
             file: &f.file,
             map: &f.map,
-            media_type: media_type_for_cocoon_file(&f.name),
+            media_type: mt,
+            zstd_level: *level,
         })
         .collect();
     progress.begin("packing", files.iter().map(|f| f.map.stored_len()).sum());
@@ -131,8 +169,8 @@ pub fn pack_dir(
     };
     let stored = put_sources(writer, &sources, chunk, progress)?;
     progress.finish();
-    let split = stored.iter().any(|c| c.len() > 1);
-    let v2 = options.format == Format::V2 && split;
+    let encoded = stored.iter().any(|c| c.len() > 1) || levels.iter().any(Option::is_some);
+    let v2 = options.format == Format::V2 && encoded;
     config.schema_version = if v2 { "v2" } else { "v1" }.into();
     if let Some(d) = &options.description {
         config.description = d.clone();
@@ -312,8 +350,8 @@ pub struct SnapshotPlan {
 pub struct PlannedFile {
     /// Plain file name (checked).
     pub name: String,
-    /// Its blobs, in order.
-    pub chunks: Vec<Descriptor>,
+    /// Its blobs, in order, with what each decodes to.
+    pub chunks: Vec<ChunkRef>,
     /// Where its stored stream goes in the logical file.
     pub map: SparseMap,
     /// Unix mode (0o640 when the config has none, as cocoon-common).
@@ -360,13 +398,8 @@ pub fn plan(layout: &Layout, manifest: &Descriptor) -> Result<SnapshotPlan> {
         if !seen.insert(name.to_string()) {
             continue; // later chunks of a file listed in `chunks`
         }
-        if layer.media_type.ends_with("+zstd") {
-            return Err(bad(format!(
-                "{name:?} is zstd-compressed; this epoch-store cannot unpack compressed chunks yet"
-            )));
-        }
         let meta = config.files.get(name).cloned().unwrap_or_default();
-        let chunks = if meta.chunks.is_empty() {
+        let blobs: Vec<Descriptor> = if meta.chunks.is_empty() {
             vec![layer.clone()]
         } else {
             meta.chunks
@@ -384,13 +417,8 @@ pub fn plan(layout: &Layout, manifest: &Descriptor) -> Result<SnapshotPlan> {
                 })
                 .collect::<Result<_>>()?
         };
-        let stored: u64 = chunks.iter().map(|c| c.size).sum();
-        if meta.size > 0 && meta.size as u64 != stored {
-            return Err(bad(format!(
-                "{name:?}: its chunks hold {stored} bytes, the config says {}",
-                meta.size
-            )));
-        }
+        let chunks = decoded_chunks(layout, name, blobs, meta.size).map_err(bad)?;
+        let stored: u64 = chunks.iter().map(|c| c.decoded_len).sum();
         let map = if meta.sparse_map.is_empty() {
             SparseMap::dense(stored)
         } else {
@@ -410,6 +438,83 @@ pub fn plan(layout: &Layout, manifest: &Descriptor) -> Result<SnapshotPlan> {
         });
     }
     Ok(SnapshotPlan { config, files })
+}
+
+/// What each blob of a file decodes to. Raw blobs are what they are. A
+/// file in one zstd blob decodes to the config's `size`; a file cut into
+/// several has each chunk's length in its frame header (both cocoon-common
+/// and epoch-store record it), and together they must make `size`. The
+/// lengths are checked again while decoding, and every blob's digest too.
+fn decoded_chunks(
+    layout: &Layout,
+    name: &str,
+    blobs: Vec<Descriptor>,
+    size: i64,
+) -> std::result::Result<Vec<ChunkRef>, String> {
+    let zstd: Vec<bool> = blobs
+        .iter()
+        .map(|b| b.media_type.ends_with("+zstd"))
+        .collect();
+    if !zstd.iter().any(|z| *z) {
+        let chunks: Vec<ChunkRef> = blobs.into_iter().map(ChunkRef::raw).collect();
+        let stored: u64 = chunks.iter().map(|c| c.decoded_len).sum();
+        if size > 0 && size as u64 != stored {
+            return Err(format!(
+                "{name:?}: its chunks hold {stored} bytes, the config says {size}"
+            ));
+        }
+        return Ok(chunks);
+    }
+    if zstd.iter().any(|z| !*z) {
+        return Err(format!(
+            "{name:?}: some chunks are compressed and some are not"
+        ));
+    }
+    let total = u64::try_from(size)
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("{name:?} is compressed but its files[].size is missing"))?;
+    if blobs.len() == 1 {
+        let blob = blobs.into_iter().next().expect("one blob");
+        return Ok(vec![ChunkRef {
+            blob,
+            decoded_len: total,
+            zstd: true,
+        }]);
+    }
+    let mut chunks = Vec::new();
+    for blob in blobs {
+        let decoded_len = frame_content_size(layout, &blob).ok_or_else(|| {
+            format!(
+                "{name:?}: chunk {} does not record its decoded size",
+                blob.digest
+            )
+        })?;
+        chunks.push(ChunkRef {
+            blob,
+            decoded_len,
+            zstd: true,
+        });
+    }
+    let sum: u64 = chunks.iter().map(|c| c.decoded_len).sum();
+    if sum != total {
+        return Err(format!(
+            "{name:?}: its chunks decode to {sum} bytes, the config says {total}"
+        ));
+    }
+    Ok(chunks)
+}
+
+/// The content size a zstd frame's header declares, if readable. Untrusted:
+/// decoding checks it.
+fn frame_content_size(layout: &Layout, blob: &Descriptor) -> Option<u64> {
+    use std::io::Read;
+    let (file, _) = crate::durable::open_regular(&layout.blob_path(&blob.digest)).ok()?;
+    let mut head = Vec::with_capacity(18);
+    file.take(18).read_to_end(&mut head).ok()?;
+    zstd::zstd_safe::get_frame_content_size(&head)
+        .ok()
+        .flatten()
 }
 
 /// Restores a snapshot's files into `dir` (created if absent): every byte

@@ -39,6 +39,29 @@ pub fn validate_file_name(name: &str) -> Result<()> {
     )))
 }
 
+/// One blob of a file: the blob, how many bytes of the stored stream it
+/// yields, and whether it is a zstd frame.
+#[derive(Clone, Debug)]
+pub struct ChunkRef {
+    /// The blob.
+    pub blob: Descriptor,
+    /// Bytes of the stored stream it holds once decoded.
+    pub decoded_len: u64,
+    /// Whether it is zstd-compressed.
+    pub zstd: bool,
+}
+
+impl ChunkRef {
+    /// A chunk stored as it is.
+    pub fn raw(blob: Descriptor) -> ChunkRef {
+        ChunkRef {
+            decoded_len: blob.size,
+            blob,
+            zstd: false,
+        }
+    }
+}
+
 /// Restores one file: `chunks` are the blobs of its stored stream in order,
 /// `map` says where that stream lies in the logical file. The file is
 /// written under a temp name in `dir`, chunks in parallel at their offsets,
@@ -55,7 +78,7 @@ pub fn restore_file(
     dir: &Path,
     name: &str,
     map: &SparseMap,
-    chunks: &[Descriptor],
+    chunks: &[ChunkRef],
     mode: u32,
     force: bool,
     progress: &dyn Progress,
@@ -68,7 +91,7 @@ pub fn restore_file(
             dest.display()
         )));
     }
-    let total: u64 = chunks.iter().map(|c| c.size).sum();
+    let total: u64 = chunks.iter().map(|c| c.decoded_len).sum();
     if total != map.stored_len() {
         return Err(Error::InvalidDocument {
             what: format!("file {name:?}"),
@@ -90,12 +113,12 @@ pub fn restore_file(
     let mut at = 0u64;
     for c in chunks {
         starts.push(at);
-        at += c.size;
+        at += c.decoded_len;
     }
     let jobs: Vec<(usize, u64)> = starts.into_iter().enumerate().collect();
     let results = crate::hash::par_map_by_size(
         &jobs,
-        |&(i, _)| chunks[i].size,
+        |&(i, _)| chunks[i].decoded_len,
         |&(i, start)| copy_chunk(layout, &chunks[i], map, start, file, tmp.path(), progress),
     );
     results.into_iter().collect::<Result<Vec<()>>>()?;
@@ -114,35 +137,65 @@ pub fn restore_file(
     Ok(dest)
 }
 
-/// Copies one verified chunk to its places in the file.
+/// Copies one verified chunk to its places in the file, decoding zstd on
+/// the way; exactly `decoded_len` bytes must come out (no more: a
+/// decompression bomb stops there).
 fn copy_chunk(
     layout: &Layout,
-    chunk: &Descriptor,
+    chunk: &ChunkRef,
     map: &SparseMap,
     start: u64,
     file: &File,
     path: &Path,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut reader = layout.open_blob(chunk)?;
-    let mut buf = vec![0u8; COPY_BUF.min(chunk.size.max(1) as usize)];
-    let mut stored = start;
+    let blob_path = layout.blob_path(&chunk.blob.digest);
+    let raw = layout.open_blob(&chunk.blob)?;
+    let mut reader: Box<dyn Read> = if chunk.zstd {
+        let mut d = zstd::stream::read::Decoder::new(raw).ctx("decompress", &blob_path)?;
+        d.window_log_max(29).ctx("decompress", &blob_path)?; // 512 MiB, as cocoon-common
+        Box::new(d)
+    } else {
+        Box::new(raw)
+    };
+    let mut buf = vec![0u8; COPY_BUF.min(chunk.decoded_len.max(1) as usize)];
+    let mut done = 0u64;
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(()),
+        let want = buf.len().min((chunk.decoded_len - done) as usize).max(1);
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("read blob", layout.blob_path(&chunk.digest), e)),
+            Err(e) => return Err(Error::io("read blob", &blob_path, e)),
         };
-        let mut done = 0usize;
-        for (at, len) in map.locate(stored, n as u64) {
-            let piece = &buf[done..done + len as usize];
-            file.write_all_at(piece, at).ctx("write", path)?;
-            done += len as usize;
+        if done + n as u64 > chunk.decoded_len {
+            return Err(Error::InvalidDocument {
+                what: format!("chunk {}", chunk.blob.digest),
+                reason: format!(
+                    "it holds more than the {} bytes its file needs",
+                    chunk.decoded_len
+                ),
+            });
         }
-        stored += n as u64;
+        let mut at_buf = 0usize;
+        for (at, len) in map.locate(start + done, n as u64) {
+            file.write_all_at(&buf[at_buf..at_buf + len as usize], at)
+                .ctx("write", path)?;
+            at_buf += len as usize;
+        }
+        done += n as u64;
         progress.advance(n as u64);
     }
+    if done != chunk.decoded_len {
+        return Err(Error::InvalidDocument {
+            what: format!("chunk {}", chunk.blob.digest),
+            reason: format!(
+                "it holds {done} bytes, its file needs {}",
+                chunk.decoded_len
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -196,12 +249,14 @@ mod tests {
                 file: &f,
                 map: &map,
                 media_type: "x/y",
+                zstd_level: None,
             }],
             Some(1 << 20),
             &NoProgress,
         )?
         .remove(0);
         assert!(chunks.len() >= 3);
+        let chunks: Vec<ChunkRef> = chunks.into_iter().map(ChunkRef::raw).collect();
         let out = dir.path().join("out");
         fs::create_dir(&out).unwrap();
         let restored = restore_file(
@@ -271,7 +326,7 @@ mod tests {
                 &out,
                 "f",
                 &wrong,
-                std::slice::from_ref(&blob),
+                &[ChunkRef::raw(blob.clone())],
                 0o644,
                 false,
                 &NoProgress
@@ -279,8 +334,17 @@ mod tests {
             .is_err()
         );
         fs::write(layout.blob_path(&blob.digest), [6u8; 10_000]).unwrap();
-        let err =
-            restore_file(&layout, &out, "f", &map, &[blob], 0o644, false, &NoProgress).unwrap_err();
+        let err = restore_file(
+            &layout,
+            &out,
+            "f",
+            &map,
+            &[ChunkRef::raw(blob)],
+            0o644,
+            false,
+            &NoProgress,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("damaged"), "{err}");
         assert_eq!(
             fs::read_dir(&out).unwrap().count(),

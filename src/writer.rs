@@ -93,65 +93,68 @@ impl<'a> Writer<'a> {
                 kind: durable::kind_name(&md),
             });
         }
-        self.put_stored(
-            media_type,
-            &file,
+        let map = SparseMap::dense(md.len());
+        let range = StoredRange {
+            file: &file,
             path,
-            &SparseMap::dense(md.len()),
-            0,
-            md.len(),
-            progress,
-        )
+            map: &map,
+            offset: 0,
+            len: md.len(),
+        };
+        self.put_stored(media_type, range, None, progress)
     }
 
-    /// Stores the range `[offset, offset + len)` of a file's *stored stream*
-    /// (its data extents back to back, per `map`) as one blob: each byte is
-    /// read once (mapped where possible), hashed and written in the same
-    /// pass, and holes are never read. This packs a sparse file, or one
-    /// chunk of one; `path` only names the file in errors. The file must not
-    /// be truncated meanwhile.
+    /// Stores a range of a file's *stored stream* (its data extents back to
+    /// back) as one blob, zstd-compressed at `zstd_level` if given (one
+    /// independent frame with the content size recorded, as cocoon-common's
+    /// readers need): each byte is read once (mapped where possible), and
+    /// hashed and written in the same pass; holes are never read. This packs
+    /// a sparse file, or one chunk of one. The file must not be truncated
+    /// meanwhile.
     ///
     /// # Errors
-    /// I/O errors reading `path` or writing the temp file; nothing is
+    /// I/O errors reading the file or writing the temp file; nothing is
     /// published on error.
-    #[allow(clippy::too_many_arguments)]
     pub fn put_stored(
         &self,
         media_type: &str,
-        file: &File,
-        path: &Path,
-        map: &SparseMap,
-        offset: u64,
-        len: u64,
+        range: StoredRange<'_>,
+        zstd_level: Option<i32>,
         progress: &dyn Progress,
     ) -> Result<Descriptor> {
-        let mut w = self.blob()?;
+        let blob = self.blob()?;
+        let tmp_path = blob.tmp.path().to_path_buf();
+        let mut sink =
+            Sink::new(blob, zstd_level, range.len).ctx("start compressing into", &tmp_path)?;
         // Errors writing the temp file and errors reading the source name different files.
         let mut write_error = None;
-        for (at, n) in map.locate(offset, len) {
-            let read = hash::for_each_range(file, at, n, &mut |bytes| {
-                if let Err(e) = w.tmp.file().write_all(bytes) {
+        let mut read = 0u64;
+        for (at, n) in range.map.locate(range.offset, range.len) {
+            let r = hash::for_each_range(range.file, at, n, &mut |bytes| {
+                if let Err(e) = sink.write_all(bytes) {
                     write_error = Some(e);
                     return Err(io::Error::other("write failed"));
                 }
-                w.hasher.update(bytes);
-                w.len += bytes.len() as u64;
+                read += bytes.len() as u64;
                 progress.advance(bytes.len() as u64);
                 Ok(())
             });
             if let Some(e) = write_error.take() {
-                return Err(Error::io("write", w.tmp.path(), e));
+                return Err(Error::io("write", &tmp_path, e));
             }
-            read.ctx("read", path)?;
+            r.ctx("read", range.path)?;
         }
-        if w.len != len {
+        if read != range.len {
             return Err(Error::InvalidArgument(format!(
-                "{}: the stored stream has {} bytes from offset {offset}, not {len}",
-                path.display(),
-                w.len
+                "{}: the stored stream has {read} bytes from offset {}, not {}",
+                range.path.display(),
+                range.offset,
+                range.len
             )));
         }
-        w.commit(media_type, None)
+        sink.finish()
+            .ctx("write", &tmp_path)?
+            .commit(media_type, None)
     }
 
     /// Fsyncs every blob directory that gained names, making the blobs
@@ -200,6 +203,55 @@ impl<'a> Writer<'a> {
 
     fn mark_dirty(&self, alg: Algorithm) {
         self.dirty.lock().expect("poisoned").insert(alg);
+    }
+}
+
+/// A range of a file's stored stream (its data extents back to back, per
+/// `map`): what [`Writer::put_stored`] stores as one blob.
+#[derive(Clone, Copy, Debug)]
+pub struct StoredRange<'a> {
+    /// The open file.
+    pub file: &'a File,
+    /// Its path, for error messages.
+    pub path: &'a Path,
+    /// Where its data is.
+    pub map: &'a SparseMap,
+    /// Offset in the stored stream.
+    pub offset: u64,
+    /// Bytes of the stored stream.
+    pub len: u64,
+}
+
+/// Where [`Writer::put_stored`] sends bytes: straight to the blob, or
+/// through a zstd encoder in front of it.
+enum Sink<'w, 'a> {
+    Raw(BlobWriter<'w, 'a>),
+    Zstd(zstd::stream::write::Encoder<'static, BlobWriter<'w, 'a>>),
+}
+
+impl<'w, 'a> Sink<'w, 'a> {
+    fn new(blob: BlobWriter<'w, 'a>, level: Option<i32>, len: u64) -> io::Result<Self> {
+        let Some(level) = level else {
+            return Ok(Sink::Raw(blob));
+        };
+        let mut enc = zstd::stream::write::Encoder::new(blob, level)?;
+        enc.set_pledged_src_size(Some(len))?;
+        enc.include_contentsize(true)?;
+        Ok(Sink::Zstd(enc))
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Raw(w) => w.write_all(bytes),
+            Sink::Zstd(e) => e.write_all(bytes),
+        }
+    }
+
+    fn finish(self) -> io::Result<BlobWriter<'w, 'a>> {
+        match self {
+            Sink::Raw(w) => Ok(w),
+            Sink::Zstd(e) => e.finish(),
+        }
     }
 }
 

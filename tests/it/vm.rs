@@ -73,24 +73,35 @@ fn assert_same_tree(a: &Path, b: &Path) {
 fn v1_and_v2_round_trip_byte_identical_with_holes() {
     let s = Store::new();
     let dir = snapshot_dir(&s);
-    for (format, chunk) in [("v1", "512MiB"), ("v2", "1MiB")] {
-        let r = format!("vm:{format}");
-        let out = s.json(&[
+    let runs = [
+        ("v1", "v1", "512MiB", None),
+        ("v2", "v2", "1MiB", None),
+        ("v2z", "v2", "2MiB", Some("zstd:3")),
+        ("v2z1", "v2", "512MiB", Some("zstd")),
+    ];
+    for (name, format, chunk, compress) in runs {
+        let r = format!("vm:{name}");
+        let d = dir.to_str().unwrap();
+        let mut args = vec![
             "pack",
             "snapshot",
-            dir.to_str().unwrap(),
+            d,
             "--ref",
             &r,
             "--format",
             format,
             "--chunk-size",
             chunk,
-        ]);
+        ];
+        if let Some(c) = compress {
+            args.extend(["--compress", c]);
+        }
+        let out = s.json(&args);
         assert!(
             out["size"].as_u64().unwrap() < 20 << 20,
             "holes not stored: {out}"
         );
-        let target = s.path(&format!("out-{format}"));
+        let target = s.path(&format!("out-{name}"));
         s.ok(&["unpack", &r, target.to_str().unwrap()]);
         assert_same_tree(&dir, &target);
         if have_tool("qemu-img") {
@@ -162,6 +173,88 @@ fn v2_lists_chunks_and_titles_as_cocoon_common_does() {
             .get("cocoonstack.chunk.index")
             .is_none()
     );
+}
+
+#[test]
+fn compressed_chunks_are_zstd_frames_listed_as_cocoon_common_does() {
+    let s = Store::new();
+    let dir = snapshot_dir(&s);
+    s.ok(&[
+        "pack",
+        "snapshot",
+        dir.to_str().unwrap(),
+        "--ref",
+        "z:1",
+        "--compress",
+        "zstd:3",
+        "--chunk-size",
+        "2MiB",
+    ]);
+    let m = s.json(&["inspect", "z:1"]);
+    assert_eq!(
+        m["artifactType"],
+        "application/vnd.cocoonstack.snapshot.v2+json"
+    );
+    let layers = m["layers"].as_array().unwrap();
+    let title = |l: &Value| {
+        l["annotations"]["org.opencontainers.image.title"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let mem: Vec<&Value> = layers
+        .iter()
+        .filter(|l| title(l) == "memory-ranges")
+        .collect();
+    assert_eq!(mem.len(), 3, "5 MiB in 2 MiB chunks");
+    for l in &mem {
+        assert_eq!(l["mediaType"], "application/vnd.cocoonstack.vm.memory+zstd");
+        let blob = std::fs::read(s.blob(l["digest"].as_str().unwrap())).unwrap();
+        assert_eq!(&blob[..4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd frame");
+    }
+    let config: Value = serde_json::from_slice(
+        &std::fs::read(s.blob(m["config"]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["files"]["memory-ranges"]["size"], 5 << 20);
+    let chunks: Vec<&str> = config["files"]["memory-ranges"]["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let digests: Vec<&str> = mem.iter().map(|l| l["digest"].as_str().unwrap()).collect();
+    assert_eq!(chunks, digests, "chunks list the compressed blobs in order");
+    let small = layers.iter().find(|l| title(l) == "config.json").unwrap();
+    assert_eq!(
+        small["mediaType"], "application/vnd.cocoonstack.vm.config+json",
+        "small files stay raw"
+    );
+    // Compression needs v2.
+    let err = s.fails(
+        2,
+        &[
+            "pack",
+            "snapshot",
+            dir.to_str().unwrap(),
+            "--ref",
+            "z:2",
+            "--format",
+            "v1",
+            "--compress",
+            "zstd",
+        ],
+    );
+    assert!(err.contains("v2"), "{err}");
+    // A damaged compressed chunk is caught and nothing is left behind.
+    let p = s.blob(digests[1]);
+    let mut bad = std::fs::read(&p).unwrap();
+    let n = bad.len();
+    bad[n / 2] ^= 0x20;
+    std::fs::write(&p, bad).unwrap();
+    let out = s.path("z-out");
+    s.fails(2, &["unpack", "z:1", out.to_str().unwrap()]);
+    assert!(!out.join("memory-ranges").exists());
 }
 
 #[test]

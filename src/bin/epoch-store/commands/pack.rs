@@ -45,9 +45,23 @@ struct SnapshotArgs {
     /// v2 chunk size (e.g. 64MiB, 512MiB; at most 4GiB).
     #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
     chunk_size: u64,
+    /// Compress files of 1 MiB or more, chunk by chunk: zstd (level 3) or zstd:N (1-22). Needs v2.
+    #[arg(long, value_name = "zstd[:N]", value_parser = parse_compress)]
+    compress: Option<i32>,
     /// A description stored with the snapshot.
     #[arg(long, value_name = "TEXT")]
     description: Option<String>,
+}
+
+fn parse_compress(s: &str) -> Result<i32, String> {
+    match s.split_once(':') {
+        None if s == "zstd" => Ok(3),
+        Some(("zstd", n)) => match n.parse::<i32>() {
+            Ok(level @ 1..=22) => Ok(level),
+            _ => Err(format!("zstd level {n:?} must be 1 to 22")),
+        },
+        _ => Err("expected zstd or zstd:LEVEL (e.g. zstd:3)".into()),
+    }
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -65,7 +79,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
             Format::V2
         })
         .chunk_size(a.chunk_size)
-        .description(a.description.clone());
+        .description(a.description.clone())
+        .zstd_level(a.compress);
     let started = Instant::now();
     let writer = layout.writer()?;
     let bar = crate::progress::Bar::new(ctx.quiet);
