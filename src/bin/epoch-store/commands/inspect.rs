@@ -32,6 +32,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         );
     }
     let summary = layout.summarize(&desc)?;
+    let files = if summary.kind == epoch_store::model::Kind::Snapshot {
+        snapshot_files(&layout, &desc)?
+    } else {
+        vec![]
+    };
     let raw = layout.read_blob(&desc, DOCUMENT_LIMIT)?;
     let doc = summary.document.as_ref().expect("a document was read");
     if ctx.json {
@@ -49,6 +54,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
             "layers": doc.layers,
             "manifests": doc.manifests,
             "subject": doc.subject,
+            "files": files,
             "manifest": manifest,
         }))?;
         return Ok(EXIT_OK);
@@ -111,6 +117,23 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
             )?;
         }
     }
+    if !files.is_empty() {
+        let logical: u64 = files.iter().map(|f| f.logical_size).sum();
+        writeln!(out, "Files ({}, {} logical):", files.len(), size(logical))?;
+        for f in &files {
+            writeln!(
+                out,
+                "  {:<28} {:>10} logical {:>10} stored  {} chunk{}{}  mode {:o}",
+                f.name,
+                size(f.logical_size),
+                size(f.stored_size),
+                f.chunks,
+                if f.chunks == 1 { "" } else { "s" },
+                if f.compressed { ", zstd" } else { "" },
+                f.mode
+            )?;
+        }
+    }
     if let Some(s) = &doc.subject {
         writeln!(out, "Subject:       {} {}", s.media_type, s.digest)?;
     }
@@ -129,4 +152,32 @@ fn platform(d: &Descriptor) -> String {
         }
         None => d.ref_name().unwrap_or("-").to_string(),
     }
+}
+
+/// One file of a snapshot, as `inspect` shows it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileRow {
+    name: String,
+    logical_size: u64,
+    stored_size: u64,
+    chunks: usize,
+    compressed: bool,
+    mode: u32,
+}
+
+fn snapshot_files(layout: &epoch_store::Layout, desc: &Descriptor) -> anyhow::Result<Vec<FileRow>> {
+    let plan = epoch_store::snapshot::plan(layout, desc)?;
+    Ok(plan
+        .files
+        .iter()
+        .map(|f| FileRow {
+            name: f.name.clone(),
+            logical_size: f.map.logical_size(),
+            stored_size: f.chunks.iter().map(|c| c.blob.size).sum(),
+            chunks: f.chunks.len(),
+            compressed: f.chunks.iter().any(|c| c.zstd),
+            mode: f.mode,
+        })
+        .collect())
 }
