@@ -43,13 +43,30 @@ pub fn files_manifest(
     annotations
         .entry(annotation::CREATED.to_string())
         .or_insert_with(crate::time::now_rfc3339);
+    write_manifest(writer, artifact_type, &config, layers, &annotations)
+}
+
+/// Writes an OCI image manifest with `artifactType` over a config and
+/// layers already stored, and returns its descriptor (with the artifact
+/// type). The bytes serialized here are the manifest's identity; annotations
+/// are sorted, so the same inputs always give the same digest.
+///
+/// # Errors
+/// I/O errors writing the manifest blob.
+pub fn write_manifest(
+    writer: &Writer<'_>,
+    artifact_type: &str,
+    config: &Descriptor,
+    layers: &[Descriptor],
+    annotations: &BTreeMap<String, String>,
+) -> Result<Descriptor> {
     let manifest = Manifest {
         schema_version: 2,
         media_type: media_type::OCI_MANIFEST,
         artifact_type,
-        config: &config,
+        config,
         layers,
-        annotations: &annotations,
+        annotations,
     };
     let bytes = serde_json::to_vec(&manifest).expect("a manifest always serializes");
     let mut desc = writer.put_bytes(media_type::OCI_MANIFEST, &bytes)?;

@@ -10,8 +10,6 @@ use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use crate::cocoon_tar::{Envelope, SNAPSHOT_JSON};
 use crate::error::{Error, IoContext, Result};
 use crate::layout::Layout;
@@ -228,7 +226,7 @@ pub fn pack_dir(
             config.description.clone(),
         );
     }
-    write_manifest(writer, artifact_type, &config_desc, &layers, &annotations)
+    crate::artifact::write_manifest(writer, artifact_type, &config_desc, &layers, &annotations)
 }
 
 fn read_dir(dir: &Path) -> Result<(Vec<DirFile>, SnapshotConfig)> {
@@ -302,38 +300,6 @@ fn vm_fields_from_ch_config(dir: &Path, config: &mut SnapshotConfig) {
     if config.hypervisor.is_empty() {
         config.hypervisor = "cloud-hypervisor".into();
     }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Manifest<'a> {
-    schema_version: u32,
-    media_type: &'a str,
-    artifact_type: &'a str,
-    config: &'a Descriptor,
-    layers: &'a [Descriptor],
-    annotations: &'a BTreeMap<String, String>,
-}
-
-fn write_manifest(
-    writer: &Writer<'_>,
-    artifact_type: &str,
-    config: &Descriptor,
-    layers: &[Descriptor],
-    annotations: &BTreeMap<String, String>,
-) -> Result<Descriptor> {
-    let m = Manifest {
-        schema_version: 2,
-        media_type: mt::OCI_MANIFEST,
-        artifact_type,
-        config,
-        layers,
-        annotations,
-    };
-    let bytes = serde_json::to_vec(&m).expect("a manifest always serializes");
-    let mut desc = writer.put_bytes(mt::OCI_MANIFEST, &bytes)?;
-    desc.artifact_type = Some(artifact_type.to_string());
-    Ok(desc)
 }
 
 /// A snapshot's config and which blobs make each file, read and checked.
