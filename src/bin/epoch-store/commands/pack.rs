@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use epoch_store::os_image::{ImageOptions, pack_image};
 use epoch_store::snapshot::{Format, PackOptions, pack_dir};
 use epoch_store::validate_ref;
 
@@ -19,6 +20,7 @@ pub struct Args {
 #[derive(clap::Subcommand, Debug)]
 enum What {
     Snapshot(SnapshotArgs),
+    Image(ImageArgs),
 }
 
 /// Pack a VM snapshot directory as a cocoonstack snapshot artifact.
@@ -53,7 +55,42 @@ struct SnapshotArgs {
     description: Option<String>,
 }
 
-fn parse_compress(s: &str) -> Result<i32, String> {
+/// Pack a disk image as a cocoonstack OS image (os-image artifact).
+///
+/// The format (qcow2 or raw) is detected from the content. A file larger
+/// than --part-size is split at fixed offsets into parts titled as
+/// `split -b SIZE -d --additional-suffix=.qcow2.part FILE FILE.` names them
+/// (NAME.00.qcow2.part, NAME.01.qcow2.part, ...), so that cocoon-common, or
+/// `cat NAME.*.qcow2.part > NAME`, joins them back; a SHA256SUMS layer
+/// covers the parts. Holes are never read, and stay holes in the stored
+/// parts. Parts are hashed and written on all cores.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  epoch-store pack image ubuntu-24.04.qcow2 --ref ubuntu:24.04\n  \
+    epoch-store pack image win11.qcow2 --ref windows:11 --name windows-11-25h2.qcow2\n  \
+    epoch-store pack image disk.raw --ref disk:1 --part-size 512MiB --no-sha256sums"
+)]
+struct ImageArgs {
+    /// The disk image file (qcow2 or raw).
+    file: PathBuf,
+    /// Tag it with this ref.
+    #[arg(long = "ref", value_name = "REF")]
+    ref_name: String,
+    /// Split files larger than this into parts of this size (e.g. 512MiB, 1GiB).
+    #[arg(long, value_name = "SIZE", default_value = "1900MiB", value_parser = parse_size)]
+    part_size: u64,
+    /// Use the legacy Windows disk media types (application/vnd.cocoonstack.windows.disk.*).
+    #[arg(long)]
+    windows: bool,
+    /// The file name in layer titles (default: FILE's name).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Do not add the SHA256SUMS layer.
+    #[arg(long)]
+    no_sha256sums: bool,
+}
+
+pub(crate) fn parse_compress(s: &str) -> Result<i32, String> {
     match s.split_once(':') {
         None if s == "zstd" => Ok(3),
         Some(("zstd", n)) => match n.parse::<i32>() {
@@ -64,12 +101,68 @@ fn parse_compress(s: &str) -> Result<i32, String> {
     }
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     epoch_store::size::parse_size(s).map_err(|e| e.to_string())
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
-    let What::Snapshot(a) = args.what;
+    match args.what {
+        What::Snapshot(a) => run_snapshot(ctx, a),
+        What::Image(a) => run_image(ctx, a),
+    }
+}
+
+fn run_image(ctx: &Ctx, a: ImageArgs) -> anyhow::Result<u8> {
+    validate_ref(&a.ref_name)?;
+    let layout = ctx.open()?;
+    let options = ImageOptions::default()
+        .part_size(a.part_size)
+        .windows(a.windows)
+        .name(a.name.clone())
+        .sha256sums(!a.no_sha256sums);
+    let started = Instant::now();
+    let writer = layout.writer()?;
+    let bar = crate::progress::Bar::new(ctx.quiet);
+    let manifest = pack_image(&writer, &a.file, &options, &bar)?;
+    writer.update_index(|index| {
+        index.set_ref(&a.ref_name, &manifest);
+        Ok(())
+    })?;
+    let summary = layout.summarize(&manifest)?;
+    let elapsed = started.elapsed();
+    let logical = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
+    let parts = layout
+        .read_document(&manifest)?
+        .1
+        .layers
+        .unwrap_or_default()
+        .iter()
+        .filter(|l| epoch_store::model::is_disk_media_type(&l.media_type))
+        .count();
+    if ctx.json {
+        crate::output::json(&serde_json::json!({
+            "ref": a.ref_name,
+            "digest": manifest.digest,
+            "artifactType": manifest.artifact_type,
+            "size": summary.size,
+            "parts": parts,
+        }))?;
+    }
+    ctx.say(format_args!(
+        "Packed {} as {} ({}): {} in {} part{} in {} ({})",
+        a.file.display(),
+        a.ref_name,
+        manifest.digest,
+        size(logical),
+        parts,
+        if parts == 1 { "" } else { "s" },
+        duration(elapsed),
+        rate(logical, elapsed)
+    ))?;
+    Ok(EXIT_OK)
+}
+
+fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<u8> {
     validate_ref(&a.ref_name)?;
     let layout = ctx.open()?;
     let options = PackOptions::default()

@@ -3,21 +3,27 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use epoch_store::model::{Kind, classify};
+
 use crate::output::{duration, size};
 use crate::{Ctx, EXIT_OK};
 
-/// Restore a snapshot's files into a directory.
+/// Restore a snapshot's files, or an OS image's disk, into a directory.
 ///
-/// Every byte is checked against its digest on the way; sparse files get
-/// their holes back; modes are restored; each file is fsynced and renamed
-/// into place. Existing files are refused without --force. Only plain file
-/// names are ever written.
+/// A snapshot becomes its files; an OS image (cloud-image) becomes one disk
+/// file, its parts joined in title order as cocoon-common does and named
+/// after them (NAME.00.qcow2.part, ... -> NAME). Every byte is checked
+/// against its digest on the way; holes and all-zero blocks are left as
+/// holes; modes are restored; each file is fsynced and renamed into place.
+/// Existing files are refused without --force. Only plain file names are
+/// ever written.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  epoch-store unpack sre-bot:v2 /var/lib/cocoon/snapshots/sre-bot"
+    after_help = "Examples:\n  epoch-store unpack sre-bot:v2 /var/lib/cocoon/snapshots/sre-bot\n  \
+    epoch-store unpack windows:11 /var/lib/cocoon/images"
 )]
 pub struct Args {
-    /// The snapshot's ref or digest.
+    /// The snapshot's or OS image's ref or digest.
     #[arg(value_name = "REF")]
     target: String,
     /// The directory to restore into (created if absent).
@@ -30,9 +36,23 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     let layout = ctx.open()?;
     let desc = layout.resolve(&args.target)?;
+    let (_, doc) = layout.read_document(&desc)?;
+    let kind = classify(&doc, Some(&desc.media_type));
     let started = Instant::now();
     let bar = crate::progress::Bar::new(ctx.quiet);
-    let files = epoch_store::snapshot::unpack(&layout, &desc, &args.dir, args.force, &bar)?;
+    let files = match kind {
+        Kind::Snapshot => {
+            epoch_store::snapshot::unpack(&layout, &desc, &args.dir, args.force, &bar)?
+        }
+        Kind::CloudImage => vec![epoch_store::os_image::unpack_image(
+            &layout, &desc, &args.dir, args.force, &bar,
+        )?],
+        other => anyhow::bail!(
+            "{} is a {other}; unpack restores snapshots (into their files) and OS images \
+             (cloud-image, into one disk file); use `epoch-store cat` for single blobs",
+            args.target
+        ),
+    };
     if ctx.json {
         crate::output::json(&serde_json::json!({ "files": files }))?;
     }
@@ -42,8 +62,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         .map(|m| m.len())
         .sum();
     ctx.say(format_args!(
-        "Unpacked {} files ({} logical) into {} in {}",
+        "Unpacked {} file{} ({} logical) into {} in {}",
         files.len(),
+        if files.len() == 1 { "" } else { "s" },
         size(total),
         args.dir.display(),
         duration(started.elapsed())
