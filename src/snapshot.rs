@@ -116,37 +116,16 @@ pub fn pack_dir(
     options: &PackOptions,
     progress: &dyn Progress,
 ) -> Result<Descriptor> {
-    if options.format == Format::V2 && !(1..=MAX_CHUNK_SIZE).contains(&options.chunk_size) {
-        return Err(Error::InvalidArgument(format!(
-            "chunk size {} is out of range: 1 byte to 4096 MiB",
-            options.chunk_size
-        )));
-    }
-    if options.format == Format::V1 && options.zstd_level.is_some() {
-        return Err(Error::InvalidArgument(
-            "compression needs --format v2 (v1 readers cannot decompress)".into(),
-        ));
-    }
-    let (files, mut config) = read_dir(dir)?;
+    options.check()?;
+    let (files, config) = read_dir(dir)?;
     let levels: Vec<Option<i32>> = files
         .iter()
-        .map(|f| {
-            options
-                .zstd_level
-                .filter(|_| f.map.stored_len() >= COMPRESS_MIN)
-        })
+        .map(|f| options.level_for(f.map.stored_len()))
         .collect();
     let media_types: Vec<String> = files
         .iter()
         .zip(&levels)
-        .map(|(f, level)| {
-            let mt = media_type_for_cocoon_file(&f.name);
-            if level.is_some() {
-                format!("{mt}+zstd")
-            } else {
-                mt.to_string()
-            }
-        })
+        .map(|(f, level)| layer_media_type(&f.name, level.is_some()))
         .collect();
     let sources: Vec<Source<'_>> = files
         .iter()
@@ -161,13 +140,97 @@ pub fn pack_dir(
         })
         .collect();
     progress.begin("packing", files.iter().map(|f| f.map.stored_len()).sum());
-    let chunk = match options.format {
-        Format::V1 => None,
-        Format::V2 => Some(options.chunk_size),
-    };
-    let stored = put_sources(writer, &sources, chunk, progress)?;
+    let stored = put_sources(writer, &sources, options.chunking(), progress)?;
     progress.finish();
-    let encoded = stored.iter().any(|c| c.len() > 1) || levels.iter().any(Option::is_some);
+    drop(sources);
+    let stored_files: Vec<StoredFile> = files
+        .into_iter()
+        .zip(stored)
+        .zip(levels)
+        .map(|((f, chunks), level)| StoredFile {
+            name: f.name,
+            mode: f.mode,
+            map: f.map,
+            chunks,
+            compressed: level.is_some(),
+        })
+        .collect();
+    write_snapshot_manifest(writer, options, config, &stored_files)
+}
+
+/// One file of a snapshot whose blobs are stored: what
+/// [`write_snapshot_manifest`] needs to describe it.
+#[derive(Debug)]
+pub(crate) struct StoredFile {
+    /// Plain file name: the layers' title and the key in `files`.
+    pub(crate) name: String,
+    /// Permission bits.
+    pub(crate) mode: u32,
+    /// Where its stored stream lies in the logical file.
+    pub(crate) map: SparseMap,
+    /// Its blobs in order: the stored stream cut at the chunk size (one blob
+    /// when not cut).
+    pub(crate) chunks: Vec<Descriptor>,
+    /// Whether each chunk is a zstd frame.
+    pub(crate) compressed: bool,
+}
+
+impl PackOptions {
+    /// Checks the options before anything is stored.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.format == Format::V2 && !(1..=MAX_CHUNK_SIZE).contains(&self.chunk_size) {
+            return Err(Error::InvalidArgument(format!(
+                "chunk size {} is out of range: 1 byte to 4096 MiB",
+                self.chunk_size
+            )));
+        }
+        if self.format == Format::V1 && self.zstd_level.is_some() {
+            return Err(Error::InvalidArgument(
+                "compression needs --format v2 (v1 readers cannot decompress)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where stored streams are cut: `None` for v1 (one blob per file).
+    pub(crate) fn chunking(&self) -> Option<u64> {
+        match self.format {
+            Format::V1 => None,
+            Format::V2 => Some(self.chunk_size),
+        }
+    }
+
+    /// The zstd level for a file whose stored stream is `stored_len` bytes:
+    /// none below [`COMPRESS_MIN`], as cocoon-common.
+    pub(crate) fn level_for(&self, stored_len: u64) -> Option<i32> {
+        self.zstd_level.filter(|_| stored_len >= COMPRESS_MIN)
+    }
+}
+
+/// The media type of a file's layers: by its name, `+zstd` when compressed.
+pub(crate) fn layer_media_type(name: &str, compressed: bool) -> String {
+    let mt = media_type_for_cocoon_file(name);
+    if compressed {
+        format!("{mt}+zstd")
+    } else {
+        mt.to_string()
+    }
+}
+
+/// Writes the config and manifest of a snapshot whose files are stored, in
+/// `files` order, as cocoon-common lays them out: titles on every layer,
+/// chunk annotations and `files[].chunks` on files of two or more chunks,
+/// `files[].size` in v2, sparse maps of files with holes, and v2 markers
+/// only if some file was cut or compressed. `config` carries the snapshot's
+/// own fields (from `snapshot.json`); `schemaVersion`, `files`, `createdAt`
+/// and (from `options`) `description` are filled here.
+pub(crate) fn write_snapshot_manifest(
+    writer: &Writer<'_>,
+    options: &PackOptions,
+    mut config: SnapshotConfig,
+    files: &[StoredFile],
+) -> Result<Descriptor> {
+    let encoded = files.iter().any(|f| f.chunks.len() > 1 || f.compressed);
     let v2 = options.format == Format::V2 && encoded;
     config.schema_version = if v2 { "v2" } else { "v1" }.into();
     if let Some(d) = &options.description {
@@ -175,7 +238,8 @@ pub fn pack_dir(
     }
     config.created_at = crate::time::now_rfc3339();
     let mut layers = Vec::new();
-    for (f, chunks) in files.iter().zip(&stored) {
+    for f in files {
+        let chunks = &f.chunks;
         let mut meta = SnapshotFile {
             mode: i64::from(f.mode),
             ..SnapshotFile::default()

@@ -2,7 +2,9 @@
 
 pub mod add;
 pub mod cat;
+pub mod export_tar;
 pub mod gc;
+pub mod import_tar;
 pub mod init;
 pub mod inspect;
 pub mod ls;

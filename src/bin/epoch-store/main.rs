@@ -64,6 +64,8 @@ enum Command {
     Verify(commands::verify::Args),
     Pack(commands::pack::Args),
     Unpack(commands::unpack::Args),
+    ImportTar(commands::import_tar::Args),
+    ExportTar(commands::export_tar::Args),
 }
 
 /// What every command gets besides its own arguments.
@@ -107,6 +109,8 @@ fn main() -> ExitCode {
         Command::Verify(a) => commands::verify::run(&ctx, a),
         Command::Pack(a) => commands::pack::run(&ctx, a),
         Command::Unpack(a) => commands::unpack::run(&ctx, a),
+        Command::ImportTar(a) => commands::import_tar::run(&ctx, a),
+        Command::ExportTar(a) => commands::export_tar::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
