@@ -314,6 +314,13 @@ impl Layout {
     /// # Errors
     /// [`Error::BlobNotFound`], [`Error::NotRegularFile`], [`Error::SizeMismatch`].
     pub fn open_blob(&self, desc: &Descriptor) -> Result<BlobReader> {
+        let file = self.open_blob_file(desc)?;
+        Ok(BlobReader::new(file, desc.digest.clone(), desc.size))
+    }
+
+    /// Opens a blob's file (a regular file of the described size), for
+    /// callers that check its digest themselves.
+    pub(crate) fn open_blob_file(&self, desc: &Descriptor) -> Result<fs::File> {
         let path = self.blob_path(&desc.digest);
         let (file, md) = durable::open_regular(&path).map_err(|e| self.missing(e, &desc.digest))?;
         if md.len() != desc.size {
@@ -323,7 +330,7 @@ impl Layout {
                 found: md.len(),
             });
         }
-        Ok(BlobReader::new(file, desc.digest.clone(), desc.size))
+        Ok(file)
     }
 
     fn missing(&self, e: Error, digest: &Digest) -> Error {

@@ -17,6 +17,8 @@
 //! - [`Index`]: `index.json`, kept raw so other tools' entries survive.
 //! - [`Digest`]: validated before it ever becomes a path.
 //! - [`model`]: descriptors, manifests, artifact kinds, cocoonstack types.
+//! - [`snapshot`], [`os_image`]: cocoonstack VM snapshots and OS disk
+//!   images, packed from and unpacked to files.
 //!
 //! ```
 //! use epoch_store::{Layout, NoProgress, VerifyOptions, GcOptions};
@@ -40,6 +42,7 @@
 
 pub mod artifact;
 pub mod cocoon_tar;
+pub mod copy;
 mod digest;
 mod durable;
 mod error;
@@ -52,12 +55,15 @@ mod layout;
 mod lock;
 mod mmap;
 pub mod model;
+// cocoonstack OS disk images: split parts, SHA256SUMS, reassembly (module docs in the file).
+pub mod os_image;
 pub mod pack;
 mod progress;
 mod reader;
 mod refname;
 pub mod size;
 pub mod snapshot;
+pub mod snapshot_tar;
 pub mod sparse;
 mod summary;
 mod time;

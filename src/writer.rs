@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::copy::CopyMode;
 use crate::digest::{Algorithm, Hasher};
 use crate::durable::{self, Published, TempFile};
 use crate::error::{Error, IoContext, Result};
@@ -122,8 +123,16 @@ impl<'a> Writer<'a> {
         zstd_level: Option<i32>,
         progress: &dyn Progress,
     ) -> Result<Descriptor> {
-        let blob = self.blob()?;
+        let mut blob = self.blob()?;
         let tmp_path = blob.tmp.path().to_path_buf();
+        if zstd_level.is_none() && CopyMode::from_env().use_copy_range(blob.tmp.file()) {
+            for (at, n) in range.map.locate(range.offset, range.len) {
+                blob.copy_from(range.file, at, n)
+                    .ctx("copy into a blob from", range.path)?;
+                progress.advance(n);
+            }
+            return blob.commit(media_type, None);
+        }
         let mut sink =
             Sink::new(blob, zstd_level, range.len).ctx("start compressing into", &tmp_path)?;
         // Errors writing the temp file and errors reading the source name different files.
@@ -222,15 +231,17 @@ pub struct StoredRange<'a> {
     pub len: u64,
 }
 
-/// Where [`Writer::put_stored`] sends bytes: straight to the blob, or
-/// through a zstd encoder in front of it.
-enum Sink<'w, 'a> {
+/// Where [`Writer::put_stored`] (and the tar import) sends a chunk's bytes:
+/// straight to the blob, or through a zstd encoder in front of it that
+/// writes one frame with the chunk's length pledged as its content size.
+pub(crate) enum Sink<'w, 'a> {
     Raw(BlobWriter<'w, 'a>),
     Zstd(zstd::stream::write::Encoder<'static, BlobWriter<'w, 'a>>),
 }
 
 impl<'w, 'a> Sink<'w, 'a> {
-    fn new(blob: BlobWriter<'w, 'a>, level: Option<i32>, len: u64) -> io::Result<Self> {
+    /// Starts a chunk of exactly `len` bytes, compressed at `level` if given.
+    pub(crate) fn new(blob: BlobWriter<'w, 'a>, level: Option<i32>, len: u64) -> io::Result<Self> {
         let Some(level) = level else {
             return Ok(Sink::Raw(blob));
         };
@@ -240,14 +251,16 @@ impl<'w, 'a> Sink<'w, 'a> {
         Ok(Sink::Zstd(enc))
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Writes (compresses) more of the chunk.
+    pub(crate) fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
             Sink::Raw(w) => w.write_all(bytes),
             Sink::Zstd(e) => e.write_all(bytes),
         }
     }
 
-    fn finish(self) -> io::Result<BlobWriter<'w, 'a>> {
+    /// Ends the frame; the blob is then ready to commit.
+    pub(crate) fn finish(self) -> io::Result<BlobWriter<'w, 'a>> {
         match self {
             Sink::Raw(w) => Ok(w),
             Sink::Zstd(e) => e.finish(),
@@ -287,6 +300,65 @@ impl BlobWriter<'_, '_> {
     /// Whether nothing was written yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Appends `n` zero bytes without writing them: they are hashed (from a
+    /// static zero buffer) and the temp file is extended with `set_len`, so
+    /// they stay a hole on filesystems that have holes. This stores a hole
+    /// of a sparse file that must be part of the blob (a byte range of the
+    /// logical file) without reading or writing it.
+    ///
+    /// # Errors
+    /// I/O errors extending the temp file.
+    pub fn write_zeros(&mut self, n: u64) -> Result<()> {
+        use std::io::Seek;
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        if n == 0 {
+            return Ok(());
+        }
+        let end = self
+            .len
+            .checked_add(n)
+            .ok_or_else(|| Error::InvalidArgument("blob length overflows".into()))?;
+        let file = self.tmp.file();
+        file.set_len(end).ctx("extend", self.tmp.path())?;
+        (&*file)
+            .seek(io::SeekFrom::Start(end))
+            .ctx("seek", self.tmp.path())?;
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(ZEROS.len() as u64) as usize;
+            self.hasher.update(&ZEROS[..k]);
+            left -= k as u64;
+        }
+        self.len = end;
+        Ok(())
+    }
+
+    /// Appends `n` bytes of `src` from offset `at` with `copy_file_range`
+    /// (sharing extents where the filesystem can), then reads them back from
+    /// the temp file to hash them: the digest is always that of the bytes
+    /// the blob holds, even if `src` changes meanwhile.
+    ///
+    /// # Errors
+    /// I/O errors on either file; `UnexpectedEof` if `src` is shorter.
+    pub(crate) fn copy_from(&mut self, src: &File, at: u64, n: u64) -> io::Result<()> {
+        use std::io::Seek;
+        let file = self.tmp.file();
+        crate::copy::copy_range(src, at, file, self.len, n)?;
+        let hasher = &mut self.hasher;
+        hash::for_each_range(file, self.len, n, &mut |bytes| {
+            hasher.update(bytes);
+            Ok(())
+        })?;
+        self.len += n;
+        (&*file).seek(io::SeekFrom::Start(self.len))?;
+        Ok(())
+    }
+
+    /// The temp file's path, for error messages.
+    pub(crate) fn temp_path(&self) -> &Path {
+        self.tmp.path()
     }
 
     /// Publishes the blob: checks it against `expected` (size and digest) if

@@ -26,6 +26,17 @@ impl Store {
         Store { tmp, layout }
     }
 
+    /// A fresh temp dir under `parent` (for tests on a given filesystem);
+    /// the layout is not initialized.
+    pub fn empty_in(parent: &Path) -> Store {
+        let tmp = tempfile::Builder::new()
+            .prefix("epoch-it-")
+            .tempdir_in(parent)
+            .expect("tempdir");
+        let layout = tmp.path().join("layout");
+        Store { tmp, layout }
+    }
+
     /// A fresh, initialized layout.
     pub fn new() -> Store {
         let s = Store::empty();

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 /// A snapshot directory: a qcow2 overlay made by qemu-img (if present), a
 /// 1 GiB sparse raw disk with two data runs, a dense memory file (mode 0600)
 /// and a Cloud Hypervisor config.json.
-fn snapshot_dir(s: &Store) -> std::path::PathBuf {
+pub(crate) fn snapshot_dir(s: &Store) -> std::path::PathBuf {
     let dir = s.path("snap");
     std::fs::create_dir(&dir).unwrap();
     if have_tool("qemu-img") {
@@ -37,7 +37,7 @@ fn snapshot_dir(s: &Store) -> std::path::PathBuf {
     dir
 }
 
-fn assert_same_tree(a: &Path, b: &Path) {
+pub(crate) fn assert_same_tree(a: &Path, b: &Path) {
     let mut names: Vec<_> = std::fs::read_dir(a)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -120,6 +120,18 @@ fn v1_and_v2_round_trip_byte_identical_with_holes() {
             .all(|e| e["kind"] == "snapshot"),
         "{ls}"
     );
+    // Every run packed the same files: the logical size is theirs, holes
+    // included, whatever the format, chunking or compression.
+    let logical: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    for e in ls.as_array().unwrap() {
+        assert_eq!(e["logicalSize"].as_u64(), Some(logical), "{e}");
+        assert!(e["size"].as_u64().unwrap() < logical / 10, "{e}");
+    }
+    let text = s.ok(&["ls"]);
+    assert!(text.contains("LOGICAL") && text.contains("GiB"), "{text}");
 }
 
 #[test]
