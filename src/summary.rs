@@ -42,6 +42,9 @@ pub struct Listing {
     pub kind: Kind,
     /// Total bytes it reaches.
     pub size: u64,
+    /// For snapshots and OS images: the bytes their files take once
+    /// unpacked (holes included); `null` for other kinds.
+    pub logical_size: Option<u64>,
 }
 
 impl Layout {
@@ -72,5 +75,25 @@ impl Layout {
             size: sizes.values().sum(),
             document,
         })
+    }
+
+    /// What a summarized VM artifact amounts to once unpacked: the sum of
+    /// its files' logical sizes (holes included) for a snapshot, the joined
+    /// disk for an OS image; `None` for other kinds.
+    ///
+    /// # Errors
+    /// A snapshot or image whose config or layers do not make sense (as
+    /// `unpack` would report).
+    pub fn logical_size(&self, summary: &Summary) -> Result<Option<u64>> {
+        match summary.kind {
+            Kind::Snapshot => {
+                let plan = crate::snapshot::plan(self, &summary.descriptor)?;
+                Ok(Some(plan.files.iter().map(|f| f.map.logical_size()).sum()))
+            }
+            Kind::CloudImage => Ok(Some(
+                crate::os_image::plan_image(self, &summary.descriptor)?.size,
+            )),
+            _ => Ok(None),
+        }
     }
 }

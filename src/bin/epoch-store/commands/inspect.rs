@@ -32,10 +32,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         );
     }
     let summary = layout.summarize(&desc)?;
-    let files = if summary.kind == epoch_store::model::Kind::Snapshot {
-        snapshot_files(&layout, &desc)?
-    } else {
-        vec![]
+    let files = match summary.kind {
+        epoch_store::model::Kind::Snapshot => snapshot_files(&layout, &desc)?,
+        epoch_store::model::Kind::CloudImage => image_files(&layout, &desc)?,
+        _ => vec![],
     };
     let raw = layout.read_blob(&desc, DOCUMENT_LIMIT)?;
     let doc = summary.document.as_ref().expect("a document was read");
@@ -180,4 +180,17 @@ fn snapshot_files(layout: &epoch_store::Layout, desc: &Descriptor) -> anyhow::Re
             mode: f.mode,
         })
         .collect())
+}
+
+/// An OS image unpacks to one disk file: its parts are its chunks.
+fn image_files(layout: &epoch_store::Layout, desc: &Descriptor) -> anyhow::Result<Vec<FileRow>> {
+    let plan = epoch_store::os_image::plan_image(layout, desc)?;
+    Ok(vec![FileRow {
+        name: plan.name,
+        logical_size: plan.size,
+        stored_size: plan.parts.iter().map(|p| p.size).sum(),
+        chunks: plan.parts.len(),
+        compressed: false,
+        mode: 0o644,
+    }])
 }

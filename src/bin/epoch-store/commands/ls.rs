@@ -7,11 +7,14 @@ use epoch_store::Listing;
 use crate::output::size;
 use crate::{Ctx, EXIT_OK};
 
-/// List refs and untagged roots with their kind and total size.
+/// List refs and untagged roots with their kind, stored and logical size.
 ///
-/// JSON: `[{"ref","digest","mediaType","artifactType","kind","size"}]`, where
-/// `size` is the bytes the entry reaches (each blob once) and `ref` is null
-/// for untagged roots.
+/// STORED is the bytes an entry reaches in the layout (each blob once).
+/// LOGICAL is what a snapshot's files or an OS image's disk take once
+/// unpacked, holes included ("-" for other kinds).
+///
+/// JSON: `[{"ref","digest","mediaType","artifactType","kind","size","logicalSize"}]`,
+/// where `ref` and `logicalSize` may be null.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  epoch-store ls\n  epoch-store --json ls | jq -r '.[].ref'")]
 pub struct Args {}
@@ -22,14 +25,17 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
     let mut rows = Vec::new();
     for entry in index.entries() {
         let summary = layout.summarize(entry);
-        let (kind, total) = match &summary {
-            Ok(s) => (s.kind, s.size),
+        let (kind, total, logical) = match &summary {
+            Ok(s) => match layout.logical_size(s) {
+                Ok(logical) => (s.kind, s.size, logical),
+                Err(e) => {
+                    warn_broken(&entry.digest, &e);
+                    (s.kind, s.size, None)
+                }
+            },
             Err(e) => {
-                crate::output::warn(format_args!(
-                    "epoch-store: warning: {}: {e}; run `epoch-store verify`",
-                    entry.digest
-                ));
-                (epoch_store::model::Kind::Unknown, entry.size)
+                warn_broken(&entry.digest, e);
+                (epoch_store::model::Kind::Unknown, entry.size, None)
             }
         };
         let artifact_type = entry.artifact_type.clone().or_else(|| {
@@ -46,6 +52,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
             artifact_type,
             kind,
             size: total,
+            logical_size: logical,
         });
     }
     if ctx.json {
@@ -71,18 +78,25 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
         .max(3);
     writeln!(
         out,
-        "{:<width$}  {:<15}  {:>10}  DIGEST",
-        "REF", "KIND", "SIZE"
+        "{:<width$}  {:<15}  {:>10}  {:>10}  DIGEST",
+        "REF", "KIND", "STORED", "LOGICAL"
     )?;
     for r in &rows {
         writeln!(
             out,
-            "{:<width$}  {:<15}  {:>10}  {}",
+            "{:<width$}  {:<15}  {:>10}  {:>10}  {}",
             r.ref_name.as_deref().unwrap_or("<untagged>"),
             r.kind.as_str(),
             size(r.size),
+            r.logical_size.map_or_else(|| "-".to_string(), size),
             r.digest
         )?;
     }
     Ok(EXIT_OK)
+}
+
+fn warn_broken(digest: &epoch_store::Digest, e: &epoch_store::Error) {
+    crate::output::warn(format_args!(
+        "epoch-store: warning: {digest}: {e}; run `epoch-store verify`"
+    ));
 }
