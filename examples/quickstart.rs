@@ -1,27 +1,35 @@
 //! The README's first command: a demo of epoch-store on generated data.
 //!
 //! `cargo run --release --example quickstart` makes a temp dir with a
-//! generated VM snapshot (a 768 MiB disk image and a 256 MiB memory file),
-//! then: init, add, tag, ls, verify, damage a copy and verify it again,
-//! untag, gc. Each step prints what it did and how long it took.
-//! Set `QUICKSTART_MIB` to change the data size.
+//! generated VM snapshot: an 8 GiB sparse disk holding 768 MiB of data, a
+//! 256 MiB memory file and Cloud Hypervisor's config.json. Then, as the CLI
+//! would: init, pack snapshot, tag, ls, verify, unpack, compare with the
+//! original (bytes and holes), damage a copy and verify it again, untag, gc.
+//! Each step prints what it did, how long it took and its throughput.
+//! Set `QUICKSTART_MIB` to change the amount of data (default 1024).
 
-use std::fs;
-use std::io::Write;
+use std::fs::{self, File};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::Instant;
 
-use epoch_store::model::{annotation, media_type_for_cocoon_file};
+use epoch_store::snapshot::{self, PackOptions};
+use epoch_store::sparse::SparseMap;
 use epoch_store::{GcOptions, Layout, NoProgress, VerifyOptions};
-use rayon::prelude::*;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Logical size of the generated disk.
+const DISK_LOGICAL: u64 = 8 << 30;
+/// The disk's data comes in runs of this size, spread over the disk.
+const RUN: u64 = 16 << 20;
 
 fn main() -> Res<()> {
     let mib: u64 = std::env::var("QUICKSTART_MIB")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1024);
+        .unwrap_or(1024)
+        .max(64);
     let tmp = tempfile::Builder::new()
         .prefix("epoch-quickstart-")
         .tempdir()?;
@@ -29,17 +37,23 @@ fn main() -> Res<()> {
 
     let src = tmp.path().join("snapshot");
     fs::create_dir(&src)?;
-    let disk = mib * 3 / 4;
+    let disk_data = (mib * 3 / 4) << 20;
+    let memory = (mib << 20) - disk_data;
     step("generate a VM snapshot", mib << 20, || {
-        generate(&src.join("overlay.qcow2"), disk << 20, 1)?;
-        generate(&src.join("memory-ranges"), (mib - disk) << 20, 2)?;
+        generate_sparse(&src.join("disk.raw"), DISK_LOGICAL, disk_data, 1)?;
+        let f = File::create(src.join("memory-ranges"))?;
+        generate(&f, 0, memory, 2)?;
+        f.sync_all()?;
         fs::write(
             src.join("config.json"),
             br#"{"cpus":{"boot_vcpus":2},"memory":{"size":1073741824}}"#,
         )?;
         Ok(format!(
-            "overlay.qcow2 {disk} MiB, memory-ranges {} MiB, config.json",
-            mib - disk
+            "disk.raw {} logical with {} of data in {} runs, memory-ranges {}, config.json",
+            human(DISK_LOGICAL),
+            human(disk_data),
+            disk_data.div_ceil(RUN),
+            human(memory)
         ))
     })?;
 
@@ -50,30 +64,23 @@ fn main() -> Res<()> {
     })?;
 
     let manifest = step(
-        "add --ref sre-agent-bot:v1 (hash + copy, files in parallel)",
+        "pack snapshot --ref sre-agent-bot:v1 (holes skipped, chunks hashed on all cores)",
         mib << 20,
         || {
             let w = layout.writer()?;
-            let mut files: Vec<_> = fs::read_dir(&src)?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<Result<_, _>>()?;
-            files.sort();
-            let layers = files
-                .par_iter()
-                .map(|p| {
-                    let name = p
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or_default()
-                        .to_string();
-                    let mut d = w.put_file(media_type_for_cocoon_file(&name), p, &NoProgress)?;
-                    d.annotations.insert(annotation::TITLE.into(), name);
-                    Ok(d)
-                })
-                .collect::<epoch_store::Result<Vec<_>>>()?;
-            let m = epoch_store::artifact::files_manifest(&w, &layers, None, None)?;
+            let m = snapshot::pack_dir(&w, &src, &PackOptions::default(), &NoProgress)?;
             w.update_index(|i| Ok(i.set_ref("sre-agent-bot:v1", &m)))?;
-            Ok((m.clone(), format!("{} ({} layers)", m.digest, layers.len())))
+            let s = layout.summarize(&m)?;
+            Ok((
+                m.clone(),
+                format!(
+                    "{} ({}): {} blobs, {} stored",
+                    m.digest.short(),
+                    m.artifact_type.as_deref().unwrap_or("-"),
+                    s.blobs,
+                    human(s.size)
+                ),
+            ))
         },
     )?;
 
@@ -85,13 +92,18 @@ fn main() -> Res<()> {
 
     step("ls", 0, || {
         let index = layout.read_index()?;
-        let mut lines = Vec::new();
+        let mut lines = vec![format!(
+            "  {:<22} {:<8} {:>10} {:>10}  DIGEST",
+            "REF", "KIND", "STORED", "LOGICAL"
+        )];
         for (name, d) in index.refs() {
             let s = layout.summarize(d)?;
+            let logical = layout.logical_size(&s)?.map_or("-".into(), human);
             lines.push(format!(
-                "  {name:<22} {:<8} {:>10}  {}",
+                "  {name:<22} {:<8} {:>10} {:>10}  {}",
                 s.kind.as_str(),
                 human(s.size),
+                logical,
                 d.digest.short()
             ));
         }
@@ -111,26 +123,59 @@ fn main() -> Res<()> {
         },
     )?;
 
+    let restored = tmp.path().join("restored");
+    step(
+        "unpack sre-agent-bot:v1 restored/ (every byte verified, holes kept)",
+        mib << 20,
+        || {
+            let files = snapshot::unpack(&layout, &manifest, &restored, false, &NoProgress)?;
+            Ok(format!("{} files", files.len()))
+        },
+    )?;
+
+    step("compare restored/ with the original", mib << 20, || {
+        let mut lines = Vec::new();
+        let mut names: Vec<_> = fs::read_dir(&src)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
+        names.sort();
+        for n in names {
+            let (a, b) = (src.join(&n), restored.join(&n));
+            same_file(&a, &b)?;
+            lines.push(format!(
+                "  {:<14} identical, {} logical, {} allocated (original: {})",
+                n.to_string_lossy(),
+                human(fs::metadata(&b)?.len()),
+                human(fs::metadata(&b)?.blocks() * 512),
+                human(fs::metadata(&a)?.blocks() * 512)
+            ));
+        }
+        Ok(format!("\n{}", lines.join("\n")))
+    })?;
+
     let copy = tmp.path().join("damaged-copy");
     step(
-        "copy the layout and flip one bit in the disk image",
+        "copy the layout and flip one bit in the memory file's first chunk",
         0,
         || {
             copy_dir(&root, &copy)?;
             let damaged = Layout::open(&copy)?;
-            let (_, doc) = damaged.read_document(&manifest)?;
-            let disk = doc
-                .layers
-                .unwrap_or_default()
-                .into_iter()
-                .max_by_key(|l| l.size)
-                .ok_or("no layers")?;
-            let path = damaged.blob_path(&disk.digest);
-            let mut bytes = fs::read(&path)?;
-            let at = bytes.len() / 3;
-            bytes[at] ^= 0x10;
-            fs::write(&path, bytes)?;
-            Ok(format!("bit 4 of byte {at} of {}", disk.digest.short()))
+            let plan = snapshot::plan(&damaged, &manifest)?;
+            let mem = plan
+                .files
+                .iter()
+                .find(|f| f.name == "memory-ranges")
+                .ok_or("no memory-ranges")?;
+            let blob = &mem.chunks[0].blob;
+            let f = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(damaged.blob_path(&blob.digest))?;
+            let at = blob.size / 3;
+            let mut b = [0u8];
+            f.read_exact_at(&mut b, at)?;
+            f.write_all_at(&[b[0] ^ 0x10], at)?;
+            Ok(format!("bit 4 of byte {at} of {}", blob.digest.short()))
         },
     )?;
 
@@ -167,7 +212,10 @@ fn main() -> Res<()> {
         ))
     })?;
 
-    println!("\nDone. The CLI does the same: `epoch-store --help`.");
+    println!(
+        "\nDone. The CLI does the same: `epoch-store pack snapshot DIR --ref NAME:TAG`, \
+         `epoch-store verify`, `epoch-store unpack NAME:TAG DIR`; see `epoch-store --help`."
+    );
     Ok(())
 }
 
@@ -205,21 +253,72 @@ impl<T> StepOut for (T, String) {
     }
 }
 
-/// Writes `len` bytes of compressible-but-not-constant data, like a real image.
-fn generate(path: &Path, len: u64, seed: u64) -> Res<()> {
-    let mut f = fs::File::create(path)?;
+/// Writes `len` bytes of pseudo-random data at `at`, like a real image.
+fn generate(f: &File, at: u64, len: u64, seed: u64) -> Res<()> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut buf = vec![0u8; 1 << 20];
-    for _ in 0..len >> 20 {
+    let mut done = 0;
+    while done < len {
         for w in buf.chunks_exact_mut(8) {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             w.copy_from_slice(&x.to_le_bytes());
         }
-        f.write_all(&buf)?;
+        let n = (len - done).min(buf.len() as u64) as usize;
+        f.write_all_at(&buf[..n], at + done)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
+/// A sparse file of `logical` bytes with `data` bytes in runs of [`RUN`],
+/// spread evenly; the rest are holes.
+fn generate_sparse(path: &Path, logical: u64, data: u64, seed: u64) -> Res<()> {
+    let f = File::create(path)?;
+    f.set_len(logical)?;
+    let runs = data.div_ceil(RUN);
+    let stride = logical / runs;
+    for i in 0..runs {
+        let len = RUN.min(data - i * RUN);
+        generate(&f, i * stride, len, seed + i)?;
     }
     f.sync_all()?;
+    Ok(())
+}
+
+/// Fails unless `a` and `b` have the same data extents and the same bytes
+/// in them (holes are zeros by definition, so this is byte identity).
+fn same_file(a: &Path, b: &Path) -> Res<()> {
+    let (fa, fb) = (File::open(a)?, File::open(b)?);
+    let (ma, mb) = (SparseMap::of_file(&fa)?, SparseMap::of_file(&fb)?);
+    if ma.logical_size() != mb.logical_size() {
+        return Err(format!("{}: sizes differ", b.display()).into());
+    }
+    // Extents may be merged or split differently; compare the union of both
+    // maps' data, reading each range from both files.
+    let mut ranges: Vec<(u64, u64)> = ma
+        .extents()
+        .iter()
+        .chain(mb.extents())
+        .map(|e| (e.offset, e.end()))
+        .collect();
+    ranges.sort_unstable();
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut covered = 0;
+    for (start, end) in ranges {
+        let mut at = start.max(covered);
+        while at < end {
+            let n = (end - at).min(ba.len() as u64) as usize;
+            fa.read_exact_at(&mut ba[..n], at)?;
+            fb.read_exact_at(&mut bb[..n], at)?;
+            if ba[..n] != bb[..n] {
+                return Err(format!("{}: differs near byte {at}", b.display()).into());
+            }
+            at += n as u64;
+        }
+        covered = covered.max(end);
+    }
     Ok(())
 }
 
