@@ -36,7 +36,7 @@ pub fn pack_image(
 ) -> Result<Descriptor> {
     if options.part_size == 0 {
         return Err(Error::InvalidArgument(
-            "part size must be at least 1 byte (default 1900MiB)".into(),
+            "part size must be at least 1 byte (default 512MiB)".into(),
         ));
     }
     let file = File::open(path).ctx("open", path)?;

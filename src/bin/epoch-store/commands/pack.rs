@@ -76,8 +76,8 @@ struct ImageArgs {
     /// Tag it with this ref.
     #[arg(long = "ref", value_name = "REF")]
     ref_name: String,
-    /// Split files larger than this into parts of this size (e.g. 512MiB, 1GiB).
-    #[arg(long, value_name = "SIZE", default_value = "1900MiB", value_parser = parse_size)]
+    /// Split files larger than this into parts of this size (e.g. 512MiB; 1900MiB as cocoonstack's build).
+    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
     part_size: u64,
     /// Use the legacy Windows disk media types (application/vnd.cocoonstack.windows.disk.*).
     #[arg(long)]
