@@ -330,3 +330,41 @@ mod tests {
         assert_eq!(read_capped(&p, 100, "big").unwrap().len(), 100);
     }
 }
+
+/// Starts writeback of what a long copy wrote, every [`EarlyWriteback::EVERY`]
+/// bytes, with `posix_fadvise(DONTNEED)`: the kernel begins writing those
+/// pages now (and drops them from the cache once clean) instead of when
+/// the final fsync asks for everything at once, so that the disk works
+/// while the CPU hashes. Purely an optimization: durability still comes
+/// from the fsync, and errors here are ignored.
+#[derive(Debug, Default)]
+pub(crate) struct EarlyWriteback {
+    /// Lowest and highest offsets written since the last flush.
+    range: Option<(u64, u64)>,
+    pending: u64,
+}
+
+impl EarlyWriteback {
+    /// Bytes written between two writeback requests.
+    pub(crate) const EVERY: u64 = 32 << 20;
+
+    /// Records that `len` bytes were written at `at` in `file`.
+    pub(crate) fn wrote(&mut self, file: &File, at: u64, len: u64) {
+        let end = at + len;
+        let (lo, hi) = self
+            .range
+            .map_or((at, end), |(lo, hi)| (lo.min(at), hi.max(end)));
+        self.range = Some((lo, hi));
+        self.pending += len;
+        if self.pending >= Self::EVERY {
+            let _ = rustix::fs::fadvise(
+                file,
+                lo,
+                std::num::NonZeroU64::new(hi - lo),
+                rustix::fs::Advice::DontNeed,
+            );
+            self.range = None;
+            self.pending = 0;
+        }
+    }
+}
