@@ -111,6 +111,71 @@ if a:
     for r in a.values():
         details.append(("add 2 × %d MB" % big_mb, r, 2 * big_mb * 10**6))
 
+vmp = load("vm-params.json") or {}
+dense_mb = vmp.get("dense_mb", 2048)
+
+
+def floor_row(label, res, ours, floors, target, note=""):
+    """ours ÷ max(floors) must be at most `target`."""
+    a = res[ours]["median"]
+    name, b = max(((f, res[f]["median"]) for f in floors if f in res), key=lambda x: x[1])
+    ratio = a / b
+    verdict = "**PASS**" if ratio <= target else "**FAIL**"
+    others = ", ".join(f"{f}: {secs(res[f]['median'])}" for f in floors if f in res)
+    targets.append([label, f"{ours}: {secs(a)}", f"floor = max({others})", f"{ratio:.2f}× the floor",
+                    f"≤ {target:g}× the floor", verdict, note])
+
+
+pk = runs("pack")
+if pk:
+    floor_row(f"6. pack snapshot, dense {dense_mb} MiB", pk, "epoch-store pack snapshot",
+              ["sha256, 2 cores", "cp + sync"], 1.3, note="floor: the slower of hashing on both cores and copying")
+    compare(f"6b. pack snapshot, dense {dense_mb} MiB", pk, "epoch-store pack snapshot",
+            "openssl dgst + cp + sync", 1.4, note="the best sequential pipeline")
+    for other in ("epoch-store pack image", "epoch-store pack snapshot (copy_file_range)"):
+        if other in pk:
+            floor_row(f"6c. {other.removeprefix('epoch-store ')} (context)", pk, other,
+                      ["sha256, 2 cores", "cp + sync"], 1.3)
+    for r in pk.values():
+        details.append((f"pack {dense_mb} MiB dense", r, dense_mb << 20))
+
+sp = runs("sparse")
+if sp:
+    a, b = sp["pack sparse"]["median"], sp["pack dense"]["median"]
+    targets.append([f"7. pack, {vmp.get('sparse_gib', 32)} GiB sparse disk with {vmp.get('sparse_data_mb', 1024)} MiB of data",
+                    f"pack sparse: {secs(a)}", f"pack of the same data dense: {secs(b)}", f"{a / b:.2f}×",
+                    "≤ 1.3×", "**PASS**" if a / b <= 1.3 else "**FAIL**", "holes are never read"])
+    for r in sp.values():
+        details.append(("pack sparse vs dense", r, vmp.get("sparse_data_mb", 1024) << 20))
+
+up = runs("unpack")
+if up:
+    floor_row(f"8. unpack, dense {dense_mb} MiB", up, "epoch-store unpack", ["cp --sparse=always + sync"], 1.3,
+              note="unpack also verifies every byte")
+    if "epoch-store unpack (copy_file_range)" in up:
+        floor_row("8b. unpack with copy_file_range (context)", up, "epoch-store unpack (copy_file_range)",
+                  ["cp --sparse=always + sync"], 1.3)
+    if "epoch-store unpack, sparse disk" in up:
+        floor_row("8c. unpack, sparse disk (context)", up, "epoch-store unpack, sparse disk",
+                  ["cp --sparse=always + sync, sparse disk"], 1.3)
+    for r in up.values():
+        details.append(("unpack", r, None))
+
+vr = load("vmrss.json")
+if vr:
+    worst = max(vr.values())
+    targets.append(["9. peak RSS of pack and unpack",
+                    ", ".join(f"{k}: {mib(v):.1f} MiB" for k, v in vr.items()), "—", "—", "≤ 128 MiB",
+                    "**PASS**" if mib(worst) <= 128 else "**FAIL**", "/usr/bin/time -v, max of 3 runs"])
+
+rl = runs("reflink")
+if rl:
+    fs = (load("reflink-fs.json") or {}).get("fs", "?")
+    for ours in ("pack, copy_file_range", "pack, read + write"):
+        floor_row(f"10. {ours} on {fs} (context)", rl, ours, ["cp + sync"], 1.3)
+    for r in rl.values():
+        details.append((f"on {fs}", r, dense_mb << 20))
+
 out = []
 out.append(f"## epoch-store benchmarks, {meta.get('date', '?')}")
 out.append("")

@@ -3,20 +3,21 @@
 # the peers (oci-image-tool, umoci) in the same run, and print a markdown
 # report (ratios, targets, pass/fail, absolute times) on stdout.
 #
-#   bash benches/run.sh                 # everything (about 3.5 minutes)
-#   bash benches/run.sh verify gc       # a subset: verify image gc rss add
+#   bash benches/run.sh                 # everything (about 8 minutes)
+#   bash benches/run.sh verify gc       # a subset: verify image gc rss add pack sparse unpack vmrss
 #
 # Benchmarks measure; they never fail a build. The exit status is non-zero
 # only when the benchmark itself could not run (missing tool, build error,
 # a command failing, gc results that differ between epoch-store and umoci).
 #
 # Environment:
-#   BENCH_DIR       parent of the scratch directory (default /var/tmp); ~3.5 GB free needed
+#   BENCH_DIR       parent of the scratch directory (default /var/tmp); ~14 GB free needed
 #   BENCH_TMPFS     tmpfs for the CPU-bound gc variant (default /dev/shm; empty: skip it)
 #   BENCH_RUNS      timed runs per command (default 5); BENCH_WARMUP (default 1)
 #   BENCH_BIG_MB    size of each of the two big files in MB (default 400)
 #   BENCH_IMAGE_MB  container image payload in MB (default 200), BENCH_IMAGE_LAYERS (default 4)
 #   BENCH_GC_MANIFESTS  manifests in the gc layout (default 3000; half unreachable)
+#   BENCH_DENSE_MB, BENCH_SPARSE_GIB, BENCH_SPARSE_DATA_MB, BENCH_REFLINK_DIR: see benches/vm.sh
 #   BENCH_OUT       directory to copy the raw hyperfine JSON and the report into
 #   BENCH_KEEP=1    keep the scratch directories (their paths are printed)
 #   BENCH_NO_INSTALL=1  never call apt-get; BENCH_NO_BUILD=1  use the existing release binary
@@ -31,7 +32,7 @@ IMAGE_MB=${BENCH_IMAGE_MB:-200}
 IMAGE_LAYERS=${BENCH_IMAGE_LAYERS:-4}
 GC_MANIFESTS=${BENCH_GC_MANIFESTS:-3000}
 TMPFS=${BENCH_TMPFS-/dev/shm}
-ALL=(verify image gc rss add)
+ALL=(verify image gc rss add pack sparse unpack vmrss)
 if [ $# -gt 0 ]; then SELECTED=("$@"); else SELECTED=("${ALL[@]}"); fi
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -96,6 +97,8 @@ mkdir -p "$R"
 cd "$W"
 log "scratch directory $W ($(findmnt -no FSTYPE -T "$W" 2>/dev/null))"
 need_kb=$(( BIG_MB * 1000 * 8 + 300 * 1000 ))   # a, b, the layout, add, cp: 2 x BIG each
+# dense, halves, two layouts, cp: 5 x DENSE; sparse data, dense copy, layouts: 4 x SPARSE_DATA
+need_kb=$(( need_kb + ${BENCH_DENSE_MB:-2048} * 1049 * 5 + ${BENCH_SPARSE_DATA_MB:-1024} * 1049 * 4 ))
 free_kb=$(df -Pk "$W" | awk 'NR==2 {print $4}')
 [ "$free_kb" -ge "$need_kb" ] || die "need about $((need_kb / 1000000)) GB free under $W, have $((free_kb / 1000000)) GB"
 
@@ -203,6 +206,11 @@ fi
 
 # The big files are not needed any more: free the page cache and disk.
 rm -rf a.bin b.bin big
+
+# ---------------------------------------------------------------- 6-10. VM pack and unpack
+# shellcheck source=benches/vm.sh
+source "$BENCHES/vm.sh"
+vm_benchmarks
 
 # ---------------------------------------------------------------- 2. container image verify vs oci-image-tool
 if selected image; then
