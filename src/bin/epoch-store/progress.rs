@@ -16,19 +16,33 @@ impl Bar {
             ProgressDrawTarget::stderr()
         };
         let bar = ProgressBar::with_draw_target(None, target);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg:>10} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
-        );
         Bar { bar }
+    }
+
+    /// A bar with a total: position, rate and ETA.
+    fn bounded() -> ProgressStyle {
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .expect("static template")
+        .progress_chars("=> ")
+    }
+
+    /// Without a total (a stream on stdin): bytes so far and rate.
+    fn unbounded() -> ProgressStyle {
+        ProgressStyle::with_template("{msg:>10} {spinner} {binary_bytes} {binary_bytes_per_sec}")
+            .expect("static template")
     }
 }
 
 impl epoch_store::Progress for Bar {
+    /// A total of 0 means unknown (a stream): the bar shows bytes and rate.
     fn begin(&self, phase: &str, total: u64) {
+        self.bar.set_style(if total == 0 {
+            Bar::unbounded()
+        } else {
+            Bar::bounded()
+        });
         self.bar.set_message(phase.to_string());
         self.bar.set_length(total);
         self.bar.set_position(0);
