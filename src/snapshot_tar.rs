@@ -44,7 +44,7 @@ use crate::writer::{Sink, Writer};
 
 mod export;
 
-pub use export::{export_tar, export_tar_as, export_tar_file};
+pub use export::{Counting, export_tar, export_tar_as, export_tar_file};
 
 /// Chunks of at most this many stored bytes (16 MiB) are read and verified
 /// in memory before any of their bytes is exported; larger ones stream.

@@ -171,10 +171,21 @@ pub fn export_tar_file(
     Ok(count)
 }
 
-/// Counts the bytes written through it.
-struct Counting<W> {
-    inner: W,
-    count: u64,
+/// A writer that counts the bytes written through it (what an export
+/// wrote to a pipe, say).
+#[derive(Debug)]
+pub struct Counting<W> {
+    /// The writer written to.
+    pub inner: W,
+    /// Bytes written so far.
+    pub count: u64,
+}
+
+impl<W> Counting<W> {
+    /// Counts from zero.
+    pub fn new(inner: W) -> Counting<W> {
+        Counting { inner, count: 0 }
+    }
 }
 
 impl<W: Write> Write for Counting<W> {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use epoch_store::snapshot_tar::Counting;
 
 use crate::output::{duration, rate, size};
 use crate::{Ctx, EXIT_OK};
@@ -64,10 +65,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let written = match &dest {
         Some(path) => epoch_store::snapshot_tar::export_tar_file(&layout, &desc, name, path, &bar)?,
         None => {
-            let out = Counting {
-                inner: BufWriter::with_capacity(1 << 20, io::stdout().lock()),
-                count: 0,
-            };
+            let out = Counting::new(BufWriter::with_capacity(1 << 20, io::stdout().lock()));
             let mut out =
                 epoch_store::snapshot_tar::export_tar_as(&layout, &desc, name, out, &bar)?;
             out.inner.flush().context("write the tar to stdout")?;
@@ -105,22 +103,4 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         None => {}
     }
     Ok(EXIT_OK)
-}
-
-/// Counts the bytes written through it.
-struct Counting<W> {
-    inner: W,
-    count: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use epoch_store::snapshot::{Format, PackOptions};
 use epoch_store::{NoProgress, Progress, validate_ref};
 
-use super::pack::{parse_compress, parse_size};
+use super::pack::SnapshotOptions;
 use crate::output::{duration, rate, size};
 use crate::{Ctx, EXIT_OK};
 
@@ -35,18 +34,8 @@ pub struct Args {
     /// Tag it with this ref.
     #[arg(long = "ref", value_name = "REF")]
     ref_name: String,
-    /// v1: one layer per file; v2: chunked.
-    #[arg(long, default_value = "v2", value_parser = ["v1", "v2"])]
-    format: String,
-    /// v2 chunk size (e.g. 64MiB, 512MiB; at most 4GiB).
-    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
-    chunk_size: u64,
-    /// Compress files of 1 MiB or more, chunk by chunk: zstd (level 3) or zstd:N (1-22). Needs v2.
-    #[arg(long, value_name = "zstd[:N]", value_parser = parse_compress)]
-    compress: Option<i32>,
-    /// A description stored with the snapshot (replaces the envelope's).
-    #[arg(long, value_name = "TEXT")]
-    description: Option<String>,
+    #[command(flatten)]
+    options: SnapshotOptions,
 }
 
 /// Counts the bytes read through it on the progress bar.
@@ -76,15 +65,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         );
     }
     let layout = ctx.open()?;
-    let options = PackOptions::default()
-        .format(if a.format == "v1" {
-            Format::V1
-        } else {
-            Format::V2
-        })
-        .chunk_size(a.chunk_size)
-        .description(a.description.clone())
-        .zstd_level(a.compress);
+    let options = a.options.to_pack_options();
     let (input, total): (Box<dyn Read>, u64) = if stdin {
         (Box::new(io::stdin().lock()), 0)
     } else {

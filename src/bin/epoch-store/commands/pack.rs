@@ -41,6 +41,13 @@ struct SnapshotArgs {
     /// Tag it with this ref.
     #[arg(long = "ref", value_name = "REF")]
     ref_name: String,
+    #[command(flatten)]
+    options: SnapshotOptions,
+}
+
+/// How a snapshot is laid out: shared by `pack snapshot` and `import-tar`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct SnapshotOptions {
     /// v1: one layer per file; v2: chunked.
     #[arg(long, default_value = "v2", value_parser = ["v1", "v2"])]
     format: String,
@@ -50,9 +57,24 @@ struct SnapshotArgs {
     /// Compress files of 1 MiB or more, chunk by chunk: zstd (level 3) or zstd:N (1-22). Needs v2.
     #[arg(long, value_name = "zstd[:N]", value_parser = parse_compress)]
     compress: Option<i32>,
-    /// A description stored with the snapshot.
+    /// A description stored with the snapshot (for import-tar, it replaces the envelope's).
     #[arg(long, value_name = "TEXT")]
     description: Option<String>,
+}
+
+impl SnapshotOptions {
+    /// The library's options.
+    pub(crate) fn to_pack_options(&self) -> PackOptions {
+        PackOptions::default()
+            .format(if self.format == "v1" {
+                Format::V1
+            } else {
+                Format::V2
+            })
+            .chunk_size(self.chunk_size)
+            .description(self.description.clone())
+            .zstd_level(self.compress)
+    }
 }
 
 /// Pack a disk image as a cocoonstack OS image (os-image artifact).
@@ -90,7 +112,7 @@ struct ImageArgs {
     no_sha256sums: bool,
 }
 
-pub(crate) fn parse_compress(s: &str) -> Result<i32, String> {
+fn parse_compress(s: &str) -> Result<i32, String> {
     match s.split_once(':') {
         None if s == "zstd" => Ok(3),
         Some(("zstd", n)) => match n.parse::<i32>() {
@@ -101,7 +123,7 @@ pub(crate) fn parse_compress(s: &str) -> Result<i32, String> {
     }
 }
 
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+fn parse_size(s: &str) -> Result<u64, String> {
     epoch_store::size::parse_size(s).map_err(|e| e.to_string())
 }
 
@@ -165,15 +187,7 @@ fn run_image(ctx: &Ctx, a: ImageArgs) -> anyhow::Result<u8> {
 fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<u8> {
     validate_ref(&a.ref_name)?;
     let layout = ctx.open()?;
-    let options = PackOptions::default()
-        .format(if a.format == "v1" {
-            Format::V1
-        } else {
-            Format::V2
-        })
-        .chunk_size(a.chunk_size)
-        .description(a.description.clone())
-        .zstd_level(a.compress);
+    let options = a.options.to_pack_options();
     let started = Instant::now();
     let writer = layout.writer()?;
     let bar = crate::progress::Bar::new(ctx.quiet);
