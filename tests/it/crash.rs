@@ -232,6 +232,13 @@ enum Op {
     Untag { r: &'static str },
     /// `gc --grace 0s`; the garbage (paths in the layout) it must remove.
     Gc { garbage: Vec<PathBuf> },
+    /// `pack snapshot DIR --ref R --chunk-size 2KiB` (files cut into
+    /// chunks, hashed on worker threads); the files' names and bytes.
+    Pack {
+        r: &'static str,
+        dir: PathBuf,
+        files: Vec<(String, Vec<u8>)>,
+    },
 }
 
 impl Op {
@@ -245,6 +252,36 @@ impl Op {
             Op::Tag { src, dst } => vec!["tag".into(), src.to_string(), dst.to_string()],
             Op::Untag { r } => vec!["untag".into(), r.to_string()],
             Op::Gc { .. } => vec!["gc".into(), "--grace".into(), "0s".into()],
+            Op::Pack { r, dir, .. } => vec![
+                "pack".into(),
+                "snapshot".into(),
+                dir.to_string_lossy().into_owned(),
+                "--ref".into(),
+                r.to_string(),
+                "--chunk-size".into(),
+                "2KiB".into(),
+            ],
+        }
+    }
+
+    /// Unpacks `r` and checks it gives back exactly `files`.
+    fn check_unpacked(s: &Store, r: &str, files: &[(String, Vec<u8>)], ctx: &str) {
+        let out = tempfile::tempdir_in(s.tmp.path()).unwrap();
+        let target = out.path().join("out");
+        s.ok(&["unpack", r, target.to_str().unwrap()]);
+        let mut names: Vec<String> = std::fs::read_dir(&target)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut want: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+        want.sort();
+        assert_eq!(names, want, "{ctx}: {r} unpacks to other files");
+        for (n, b) in files {
+            assert!(
+                std::fs::read(target.join(n)).unwrap() == *b,
+                "{ctx}: {r}: {n} differs"
+            );
         }
     }
 
@@ -308,6 +345,13 @@ impl Op {
                 (Some(*r), applied)
             }
             Op::Gc { .. } => (None, false),
+            Op::Pack { r, files, .. } => {
+                let applied = now.contains_key(*r);
+                if applied {
+                    Op::check_unpacked(s, r, files, ctx);
+                }
+                (Some(*r), applied)
+            }
         };
         for (k, art) in &before.refs {
             if Some(k.as_str()) == may_change {
@@ -364,6 +408,14 @@ impl Op {
                 );
                 assert_eq!(index_bytes(s), before.index, "{ctx}: gc changed index.json");
             }
+            Op::Pack { r, files, .. } => {
+                let art = now
+                    .get(*r)
+                    .unwrap_or_else(|| panic!("{ctx}: {r} is missing"));
+                Op::check_unpacked(s, r, files, ctx);
+                s.ok(&["verify", r]);
+                expected.insert(r.to_string(), art.clone());
+            }
         }
         assert_eq!(now, expected, "{ctx}: final refs");
         verify_ok(s, ctx);
@@ -414,7 +466,7 @@ fn settle(s: &Store, ctx: &str) {
 /// come after the worker threads' and would otherwise never be reached).
 fn sweep(prep: &Store, op: &Op, class: &str) {
     let passes: &[Threads] = match op {
-        Op::Add { .. } => &[Threads::All, Threads::Main],
+        Op::Add { .. } | Op::Pack { .. } => &[Threads::All, Threads::Main],
         _ => &[Threads::All],
     };
     let mut kills = 0;
@@ -497,6 +549,29 @@ fn add_op(prep: &Store) -> Op {
     Op::Add { r: "new:1", files }
 }
 
+/// `pack snapshot` of a directory of three files, two of them cut into
+/// 2 KiB chunks, one (`dup.bin`) with bytes a:1 already stores.
+fn pack_op(prep: &Store) -> Op {
+    let dir = prep.path("snap");
+    std::fs::create_dir_all(&dir).unwrap();
+    let files: Vec<(String, Vec<u8>)> = [
+        ("memory-ranges", bytes(5000, 20)),
+        ("disk.raw", bytes(4100, 21)),
+        ("dup.bin", bytes(2000, 3)),
+    ]
+    .into_iter()
+    .map(|(n, b)| {
+        std::fs::write(dir.join(n), &b).unwrap();
+        (n.to_string(), b)
+    })
+    .collect();
+    Op::Pack {
+        r: "vm:1",
+        dir,
+        files,
+    }
+}
+
 fn set_mtime(path: &Path, t: SystemTime) {
     std::fs::File::open(path)
         .and_then(|f| f.set_modified(t))
@@ -540,6 +615,17 @@ fn garbage_layout() -> (Store, Vec<PathBuf>) {
     assert_eq!(v["unreferencedBlobs"], 2, "{v:#}");
     assert_eq!(v["tempFiles"], 2, "{v:#}");
     (s, garbage)
+}
+
+#[test]
+fn pack_killed_at_each_rename_and_fsync() {
+    if !have_tool("strace") {
+        return;
+    }
+    let prep = base();
+    let op = pack_op(&prep);
+    sweep(&prep, &op, RENAME);
+    sweep(&prep, &op, FSYNC);
 }
 
 #[test]
