@@ -354,6 +354,17 @@ impl Layout {
     }
 
     /// Path of a lock file in the private directory.
+    /// The shared gc lock, for a reader that must not see blobs swept
+    /// under it, if it can be taken: `None` where the private directory is
+    /// missing or the medium is read-only (no gc can run there either).
+    pub(crate) fn reader_lock(&self) -> Option<crate::lock::Lock> {
+        let path = self.lock_path(crate::writer::GC_LOCK);
+        if !path.is_file() {
+            return None;
+        }
+        crate::lock::acquire(&path, crate::lock::Mode::Shared).ok()
+    }
+
     pub(crate) fn lock_path(&self, name: &str) -> PathBuf {
         self.private_dir().join(name)
     }

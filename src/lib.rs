@@ -40,10 +40,14 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+// An OCI layout as one tar (skopeo's `oci-archive:`): export and import (module docs in the file).
+pub mod archive;
 pub mod artifact;
 pub mod cocoon_tar;
 pub mod copy;
 mod digest;
+// Disk usage per manifest: stored, shared and unique bytes (module docs in the file).
+pub mod du;
 mod durable;
 mod error;
 mod gc;
@@ -52,7 +56,10 @@ mod hash;
 mod index;
 mod inventory;
 mod layout;
+// Legacy epoch stores (catalog.json, manifests/, blobs/) into snapshot artifacts.
+pub mod legacy;
 mod lock;
+pub mod media;
 mod mmap;
 pub mod model;
 // cocoonstack OS disk images: split parts, SHA256SUMS, reassembly (module docs in the file).
@@ -67,6 +74,7 @@ pub mod snapshot_tar;
 pub mod sparse;
 mod summary;
 mod time;
+pub mod transfer;
 pub mod unpack;
 mod verify;
 mod writer;

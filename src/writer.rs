@@ -167,6 +167,45 @@ impl<'a> Writer<'a> {
             .commit(media_type, None)
     }
 
+    /// Stores a copy of `src` (another layout's blob, say), which must be
+    /// `expected`: read once (mapped where safe) and hashed and written in
+    /// the same pass, or, where the destination shares extents, cloned and
+    /// read back. Published only if size and digest match.
+    ///
+    /// # Errors
+    /// [`Error::SizeMismatch`] or [`Error::DigestMismatch`] if `src` is not
+    /// what `expected` says; I/O errors on either side. Nothing is
+    /// published on error.
+    pub fn put_verified(
+        &self,
+        src: &File,
+        path: &Path,
+        expected: &Descriptor,
+        progress: &dyn Progress,
+    ) -> Result<Descriptor> {
+        let mut blob = self.blob()?;
+        if CopyMode::from_env().use_copy_range(blob.tmp.file()) {
+            blob.copy_from(src, 0, expected.size)
+                .ctx("copy into a blob from", path)?;
+            progress.advance(expected.size);
+        } else {
+            let mut write_error = None;
+            let r = hash::for_each_range(src, 0, expected.size, &mut |bytes| {
+                if let Err(e) = blob.write_all(bytes) {
+                    write_error = Some(e);
+                    return Err(io::Error::other("write failed"));
+                }
+                progress.advance(bytes.len() as u64);
+                Ok(())
+            });
+            if let Some(e) = write_error {
+                return Err(Error::io("write", blob.tmp.path(), e));
+            }
+            r.ctx("read", path)?;
+        }
+        blob.commit(&expected.media_type, Some(expected))
+    }
+
     /// Fsyncs every blob directory that gained names, making the blobs
     /// published so far durable.
     ///

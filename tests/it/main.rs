@@ -1,13 +1,18 @@
 //! Integration tests: the real binary in temp dirs, and the real peers.
 
+mod archive;
 mod cli;
 mod concurrency;
 mod copy_range;
 mod crash;
 mod damage;
+mod du;
 mod hostile;
 mod interop;
+mod legacy;
+mod media;
 mod os_image;
 mod tar;
+mod transfer;
 mod util;
 mod vm;

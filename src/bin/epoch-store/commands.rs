@@ -2,8 +2,13 @@
 
 pub mod add;
 pub mod cat;
+pub mod copy;
+pub mod du;
+pub mod export_archive;
 pub mod export_tar;
 pub mod gc;
+pub mod import_archive;
+pub mod import_legacy;
 pub mod import_tar;
 pub mod init;
 pub mod inspect;

@@ -66,6 +66,11 @@ enum Command {
     Unpack(commands::unpack::Args),
     ImportTar(commands::import_tar::Args),
     ExportTar(commands::export_tar::Args),
+    ExportArchive(commands::export_archive::Args),
+    ImportArchive(commands::import_archive::Args),
+    Copy(commands::copy::Args),
+    Du(commands::du::Args),
+    ImportLegacy(commands::import_legacy::Args),
 }
 
 /// What every command gets besides its own arguments.
@@ -111,6 +116,11 @@ fn main() -> ExitCode {
         Command::Unpack(a) => commands::unpack::run(&ctx, a),
         Command::ImportTar(a) => commands::import_tar::run(&ctx, a),
         Command::ExportTar(a) => commands::export_tar::run(&ctx, a),
+        Command::ExportArchive(a) => commands::export_archive::run(&ctx, a),
+        Command::ImportArchive(a) => commands::import_archive::run(&ctx, a),
+        Command::Copy(a) => commands::copy::run(&ctx, a),
+        Command::Du(a) => commands::du::run(&ctx, a),
+        Command::ImportLegacy(a) => commands::import_legacy::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
