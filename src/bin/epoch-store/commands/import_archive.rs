@@ -1,0 +1,153 @@
+//! `epoch-store import-archive`.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use epoch_store::archive::{ImportOptions, RefChange};
+use epoch_store::{NoProgress, Progress};
+
+use crate::output::{duration, rate, size};
+use crate::{Ctx, EXIT_OK};
+
+/// Store an OCI archive (a tar of an OCI layout: what export-archive and
+/// skopeo's oci-archive: write) and tag its refs.
+///
+/// Reads the tar (plain or gzip, detected by content) from FILE or stdin
+/// once, front to back. Every blobs/<alg>/<hex> member is hashed while it
+/// is written and kept only if it hashes to its name; blobs already here
+/// are hashed, not written again. Links, devices, `..`, absolute paths and
+/// names other than oci-layout, index.json and blobs/... are refused, as
+/// are truncated archives. Then, before index.json is touched, every entry
+/// must be complete (all it reaches present); its refs are added, or moved
+/// with --force when they exist here with another digest. On any error
+/// nothing is tagged; blobs already stored stay unreferenced until gc.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    epoch-store import-archive /media/usb/bundle.tar\n  \
+    skopeo copy docker://alpine:3 oci-archive:alpine.tar:alpine:3 && epoch-store import-archive alpine.tar\n  \
+    ssh src 'epoch-store export-archive vm:v1 -o -' | epoch-store import-archive - --force")]
+pub struct Args {
+    /// The archive, plain or gzip; `-` (the default) reads stdin.
+    #[arg(value_name = "FILE|-", default_value = "-")]
+    file: PathBuf,
+    /// Move refs that exist here with another digest to the archive's.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Counts the bytes read through it on the progress bar.
+struct Counted<'p, R> {
+    inner: R,
+    progress: &'p dyn Progress,
+    count: u64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
+    let stdin = a.file.as_os_str() == "-";
+    if stdin && io::stdin().is_terminal() {
+        anyhow::bail!(
+            "stdin is a terminal, not an archive; pipe one in \
+             (epoch-store export-archive REF -o - | epoch-store import-archive -) or give a FILE"
+        );
+    }
+    let layout = ctx.open()?;
+    let (input, total): (Box<dyn Read>, u64) = if stdin {
+        (Box::new(io::stdin().lock()), 0)
+    } else {
+        let f = File::open(&a.file).with_context(|| format!("open {}", a.file.display()))?;
+        let md = f
+            .metadata()
+            .with_context(|| format!("stat {}", a.file.display()))?;
+        let total = if md.is_file() { md.len() } else { 0 };
+        (Box::new(f), total)
+    };
+    let from = if stdin {
+        "stdin".to_string()
+    } else {
+        a.file.display().to_string()
+    };
+    let started = Instant::now();
+    let writer = layout.writer()?;
+    let bar = crate::progress::Bar::new(ctx.quiet);
+    bar.begin("importing", total);
+    let mut counted = Counted {
+        inner: input,
+        progress: &bar,
+        count: 0,
+    };
+    let options = ImportOptions { force: a.force };
+    let report = epoch_store::archive::import_archive(&writer, &mut counted, &options, &NoProgress)
+        .with_context(|| {
+            format!(
+                "import of {from} failed; nothing was tagged (blobs already stored are \
+                     unreferenced and go with the next `epoch-store gc`)"
+            )
+        })?;
+    bar.finish();
+    drop(writer);
+    let elapsed = started.elapsed();
+    if ctx.json {
+        let refs: Vec<_> = report
+            .refs
+            .iter()
+            .map(|r| {
+                let (change, previous) = match &r.change {
+                    RefChange::Added => ("added", None),
+                    RefChange::Unchanged => ("unchanged", None),
+                    RefChange::Replaced(d) => ("replaced", Some(d.to_string())),
+                };
+                serde_json::json!({
+                    "ref": r.name,
+                    "digest": r.descriptor.digest,
+                    "mediaType": r.descriptor.media_type,
+                    "change": change,
+                    "previous": previous,
+                })
+            })
+            .collect();
+        crate::output::json(&serde_json::json!({
+            "refs": refs,
+            "blobs": report.blobs,
+            "bytesWritten": report.bytes_written,
+            "blobsSkipped": report.blobs_skipped,
+        }))?;
+    }
+    let names: Vec<String> = report
+        .refs
+        .iter()
+        .map(|r| {
+            let name = r
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("<untagged> {}", r.descriptor.digest));
+            match &r.change {
+                RefChange::Added => name,
+                RefChange::Unchanged => format!("{name} (unchanged)"),
+                RefChange::Replaced(old) => format!("{name} (moved from {})", old.short()),
+            }
+        })
+        .collect();
+    ctx.say(format_args!(
+        "Imported {from}: {}; {} blobs ({} already here), {} written, {} read in {} ({})",
+        names.join(", "),
+        report.blobs,
+        report.blobs_skipped,
+        size(report.bytes_written),
+        size(counted.count),
+        duration(elapsed),
+        rate(counted.count, elapsed)
+    ))?;
+    Ok(EXIT_OK)
+}
