@@ -222,8 +222,9 @@ pub(crate) fn layer_media_type(name: &str, compressed: bool) -> String {
 /// chunk annotations and `files[].chunks` on files of two or more chunks,
 /// `files[].size` in v2, sparse maps of files with holes, and v2 markers
 /// only if some file was cut or compressed. `config` carries the snapshot's
-/// own fields (from `snapshot.json`); `schemaVersion`, `files`, `createdAt`
-/// and (from `options`) `description` are filled here.
+/// own fields (from `snapshot.json`, or a legacy manifest); `schemaVersion`,
+/// `files`, `createdAt` (unless `config` has one) and (from `options`)
+/// `description` are filled here.
 pub(crate) fn write_snapshot_manifest(
     writer: &Writer<'_>,
     options: &PackOptions,
@@ -236,7 +237,9 @@ pub(crate) fn write_snapshot_manifest(
     if let Some(d) = &options.description {
         config.description = d.clone();
     }
-    config.created_at = crate::time::now_rfc3339();
+    if config.created_at.is_empty() {
+        config.created_at = crate::time::now_rfc3339();
+    }
     let mut layers = Vec::new();
     for f in files {
         let chunks = &f.chunks;

@@ -32,8 +32,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         );
     }
     let summary = layout.summarize(&desc)?;
+    let mut snapshot_config = None;
     let files = match summary.kind {
-        epoch_store::model::Kind::Snapshot => snapshot_files(&layout, &desc)?,
+        epoch_store::model::Kind::Snapshot => {
+            let (files, config) = snapshot_files(&layout, &desc)?;
+            snapshot_config = Some(config);
+            files
+        }
         epoch_store::model::Kind::CloudImage => image_files(&layout, &desc)?,
         _ => vec![],
     };
@@ -55,6 +60,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
             "manifests": doc.manifests,
             "subject": doc.subject,
             "files": files,
+            "snapshotConfig": snapshot_config,
             "manifest": manifest,
         }))?;
         return Ok(EXIT_OK);
@@ -72,6 +78,25 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         writeln!(out, "Artifact type: {at}")?;
     }
     writeln!(out, "Kind:          {}", summary.kind)?;
+    if let Some(c) = &snapshot_config {
+        writeln!(
+            out,
+            "Snapshot:      id {:?}, {} vCPU, {} memory, {} storage, {} NICs{}",
+            c.snapshot_id,
+            c.cpu,
+            size(c.memory.max(0) as u64),
+            size(c.storage.max(0) as u64),
+            c.nics,
+            if c.image.is_empty() {
+                String::new()
+            } else {
+                format!(", image {}", c.image)
+            }
+        )?;
+        if !c.created_at.is_empty() {
+            writeln!(out, "Created:       {}", c.created_at)?;
+        }
+    }
     writeln!(
         out,
         "Total size:    {} in {} blobs ({} bytes)",
@@ -166,9 +191,13 @@ struct FileRow {
     mode: u32,
 }
 
-fn snapshot_files(layout: &epoch_store::Layout, desc: &Descriptor) -> anyhow::Result<Vec<FileRow>> {
+/// A snapshot's files and its config blob.
+fn snapshot_files(
+    layout: &epoch_store::Layout,
+    desc: &Descriptor,
+) -> anyhow::Result<(Vec<FileRow>, epoch_store::model::SnapshotConfig)> {
     let plan = epoch_store::snapshot::plan(layout, desc)?;
-    Ok(plan
+    let rows = plan
         .files
         .iter()
         .map(|f| FileRow {
@@ -179,7 +208,8 @@ fn snapshot_files(layout: &epoch_store::Layout, desc: &Descriptor) -> anyhow::Re
             compressed: f.chunks.iter().any(|c| c.zstd),
             mode: f.mode,
         })
-        .collect())
+        .collect();
+    Ok((rows, plan.config))
 }
 
 /// An OS image unpacks to one disk file: its parts are its chunks.
