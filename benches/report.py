@@ -168,6 +168,24 @@ if vr:
                     ", ".join(f"{k}: {mib(v):.1f} MiB" for k, v in vr.items()), "—", "—", "≤ 128 MiB",
                     "**PASS**" if mib(worst) <= 128 else "**FAIL**", "/usr/bin/time -v, max of 3 runs"])
 
+cp = runs("copy")
+if cp:
+    size = (load("copy-size.json") or {}).get("bytes")
+    a = cp["epoch-store copy --all"]["median"]
+    b = cp["cp -r + sync"]["median"]
+    targets.append([f"11. copy --all of a {size / 1e9:.2f} GB layout" if size else "11. copy --all",
+                    f"epoch-store copy: {secs(a)}", f"cp -r + sync: {secs(b)}", f"{a / b:.2f}× cp",
+                    "≤ 1.25× cp", "**PASS**" if a / b <= 1.25 else "**FAIL**", "copy verifies every digest; cp verifies nothing"])
+    compare("11b. copy --all vs rsync -a + sync", cp, "epoch-store copy --all", "rsync -a + sync", 1,
+            note="no slower than rsync")
+    for r in cp.values():
+        details.append(("copy of a layout", r, size))
+inc = load("copy-incremental.json")
+if inc:
+    targets.append(["11c. incremental copy after one 4 KiB page changed", f"{inc['blobs']} blobs, {inc['bytes']:,} bytes written",
+                    f"{inc['skippedBlobs']} blobs ({inc['skippedBytes']:,} bytes) skipped", "—",
+                    "the changed chunk + metadata", "context", "default 512 MiB chunks"])
+
 rl = runs("reflink")
 if rl:
     fs = (load("reflink-fs.json") or {}).get("fs", "?")

@@ -4,7 +4,7 @@
 # report (ratios, targets, pass/fail, absolute times) on stdout.
 #
 #   bash benches/run.sh                 # everything (about 8 minutes)
-#   bash benches/run.sh verify gc       # a subset: verify image gc rss add pack sparse unpack vmrss
+#   bash benches/run.sh verify gc       # a subset: verify image gc rss add pack sparse unpack vmrss copy
 #
 # Benchmarks measure; they never fail a build. The exit status is non-zero
 # only when the benchmark itself could not run (missing tool, build error,
@@ -32,7 +32,7 @@ IMAGE_MB=${BENCH_IMAGE_MB:-200}
 IMAGE_LAYERS=${BENCH_IMAGE_LAYERS:-4}
 GC_MANIFESTS=${BENCH_GC_MANIFESTS:-3000}
 TMPFS=${BENCH_TMPFS-/dev/shm}
-ALL=(verify image gc rss add pack sparse unpack vmrss)
+ALL=(verify image gc rss add pack sparse unpack vmrss copy)
 if [ $# -gt 0 ]; then SELECTED=("$@"); else SELECTED=("${ALL[@]}"); fi
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -48,7 +48,7 @@ SUDO=""
 
 install_missing() {
     local missing=() pair cmd pkg
-    for pair in hyperfine:hyperfine skopeo:skopeo umoci:umoci oci-image-tool:oci-image-tool \
+    for pair in rsync:rsync hyperfine:hyperfine skopeo:skopeo umoci:umoci oci-image-tool:oci-image-tool \
         openssl:openssl python3:python3 sha256sum:coreutils /usr/bin/time:time; do
         cmd=${pair%%:*}
         pkg=${pair#*:}
@@ -104,6 +104,16 @@ free_kb=$(df -Pk "$W" | awk 'NR==2 {print $4}')
 
 # Let writeback from the previous step finish so that it does not steal a core.
 settle() { sync; sleep 1; }
+
+# fresh_cache DIR...: drop the page cache (root only), then read DIR back
+# in, so that each benchmark starts with its inputs cached and without
+# gigabytes of earlier benchmarks' pages for the kernel to reclaim (which
+# made system time vary by 4x between runs).
+fresh_cache() {
+    sync
+    if [ -w /proc/sys/vm/drop_caches ]; then echo 1 > /proc/sys/vm/drop_caches; fi
+    find "$@" -type f -exec cat {} + > /dev/null
+}
 
 # hf NAME HYPERFINE-ARGS...: page-cache-warm runs, JSON into $R/NAME.json,
 # hyperfine's own report on stderr.
@@ -211,6 +221,11 @@ rm -rf a.bin b.bin big
 # shellcheck source=benches/vm.sh
 source "$BENCHES/vm.sh"
 vm_benchmarks
+
+# ---------------------------------------------------------------- 11. copy between layouts
+# shellcheck source=benches/transfer.sh
+source "$BENCHES/transfer.sh"
+transfer_benchmarks
 
 # ---------------------------------------------------------------- 2. container image verify vs oci-image-tool
 if selected image; then

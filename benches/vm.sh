@@ -51,6 +51,7 @@ vm_benchmarks() {
     local init="$Eq -q --layout"
     if selected pack; then
         log "6. pack of a dense ${DENSE_MB} MiB image vs floors"
+        fresh_cache dense halves
         hf pack \
             --prepare "bash -c 'rm -rf P && $init P init && sync'" \
             -n "epoch-store pack snapshot" "$Eq --layout P -q pack snapshot dense --ref d:1" \
@@ -68,6 +69,7 @@ vm_benchmarks() {
     fi
     if selected sparse; then
         log "7. pack of a ${SPARSE_GIB} GiB sparse disk vs its ${SPARSE_DATA_MB} MiB of data dense"
+        fresh_cache onegig
         hf sparse \
             --prepare "bash -c 'rm -rf S && $init S init && sync'" \
             -n "pack sparse" "$Eq --layout S -q pack snapshot sparse --ref s:1" \
@@ -82,6 +84,7 @@ vm_benchmarks() {
         $init U init
         "$E" --layout U -q pack snapshot dense --ref d:1
         "$E" --layout U -q pack snapshot sparse --ref s:1
+        fresh_cache U dense
         hf unpack \
             --prepare "bash -c 'rm -rf out && sync'" \
             -n "epoch-store unpack" "$Eq --layout U -q unpack d:1 out" \
