@@ -172,7 +172,6 @@ fn copy_chunk(
         Box::new(raw)
     };
     let mut buf = vec![0u8; COPY_BUF.min(chunk.decoded_len.max(1) as usize)];
-    let mut writeback = crate::durable::EarlyWriteback::default();
     let mut done = 0u64;
     loop {
         let want = buf.len().min((chunk.decoded_len - done) as usize).max(1);
@@ -196,7 +195,6 @@ fn copy_chunk(
             write_skipping_zeros(file, &buf[at_buf..at_buf + len as usize], at)
                 .ctx("write", path)?;
             at_buf += len as usize;
-            writeback.wrote(file, at, len);
         }
         done += n as u64;
         progress.advance(n as u64);

@@ -61,7 +61,6 @@ impl<'a> Writer<'a> {
             writer: self,
             tmp: TempFile::new_in(&self.layout.tmp_dir())?,
             hasher: Hasher::new(Algorithm::Sha256),
-            writeback: durable::EarlyWriteback::default(),
             len: 0,
         })
     }
@@ -316,14 +315,12 @@ pub struct BlobWriter<'w, 'a> {
     tmp: TempFile,
     hasher: Hasher,
     len: u64,
-    writeback: durable::EarlyWriteback,
 }
 
 impl Write for BlobWriter<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.tmp.file().write(buf)?;
         self.hasher.update(&buf[..n]);
-        self.writeback.wrote(self.tmp.file(), self.len, n as u64);
         self.len += n as u64;
         Ok(n)
     }
