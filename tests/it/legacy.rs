@@ -363,7 +363,7 @@ fn hostile_and_broken_manifests_are_reported_and_skipped() {
     let out = s.run(&["--json", "import-legacy", legacy.dir.to_str().unwrap()]);
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(2),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -417,7 +417,7 @@ fn hostile_and_broken_manifests_are_reported_and_skipped() {
         bytes(200_000, 1)
     );
     // The human report names every skipped manifest on stderr.
-    let err = s.fails(1, &["import-legacy", legacy.dir.to_str().unwrap()]);
+    let err = s.fails(2, &["import-legacy", legacy.dir.to_str().unwrap()]);
     assert!(err.contains("skipped manifests/bad/dotdot.json"), "{err}");
     // --force replaces the ref that existed.
     let forced = s.run(&[

@@ -9,7 +9,7 @@ use epoch_store::legacy::{
 
 use super::pack::SnapshotOptions;
 use crate::output::{duration, size, warn};
-use crate::{Ctx, EXIT_OK, EXIT_PROBLEMS};
+use crate::{Ctx, EXIT_ERROR, EXIT_OK};
 
 /// Convert a legacy epoch store (epoch up to v0.1.5) into snapshot artifacts.
 ///
@@ -80,10 +80,12 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     } else {
         print_human(ctx, &a, &report, started.elapsed())?;
     }
+    // Bad manifests are bad input: exit 2, after the good ones were
+    // converted and the report has named every one that was not.
     Ok(if report.is_complete() {
         EXIT_OK
     } else {
-        EXIT_PROBLEMS
+        EXIT_ERROR
     })
 }
 
