@@ -73,6 +73,7 @@ pub mod snapshot;
 pub mod snapshot_tar;
 pub mod sparse;
 mod summary;
+mod tar_read;
 mod time;
 pub mod transfer;
 pub mod unpack;

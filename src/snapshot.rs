@@ -118,6 +118,51 @@ pub fn pack_dir(
 ) -> Result<Descriptor> {
     options.check()?;
     let (files, config) = read_dir(dir)?;
+    let sources: Vec<FileSource<'_>> = files
+        .iter()
+        .map(|f| FileSource {
+            name: &f.name,
+            path: &f.path,
+            file: &f.file,
+            map: &f.map,
+            mode: f.mode,
+        })
+        .collect();
+    progress.begin("packing", files.iter().map(|f| f.map.stored_len()).sum());
+    let stored = store_files(writer, options, &sources, progress)?;
+    progress.finish();
+    write_snapshot_manifest(writer, options, config, &stored)
+}
+
+/// A file to store as one of a snapshot's files.
+#[derive(Debug)]
+pub(crate) struct FileSource<'a> {
+    /// Plain file name.
+    pub(crate) name: &'a str,
+    /// Its path, for error messages.
+    pub(crate) path: &'a Path,
+    /// The open file.
+    pub(crate) file: &'a File,
+    /// Where its data is.
+    pub(crate) map: &'a SparseMap,
+    /// Permission bits.
+    pub(crate) mode: u32,
+}
+
+/// Stores the blobs of a snapshot's files, as [`pack_dir`] does: each
+/// file's stored stream compressed when [`PackOptions::level_for`] says so,
+/// its layers' media type by its name, cut at the chunk size, all files at
+/// once ([`put_sources`]). Returns them ready for
+/// [`write_snapshot_manifest`], in order.
+///
+/// # Errors
+/// As [`put_sources`].
+pub(crate) fn store_files(
+    writer: &Writer<'_>,
+    options: &PackOptions,
+    files: &[FileSource<'_>],
+    progress: &dyn Progress,
+) -> Result<Vec<StoredFile>> {
     let levels: Vec<Option<i32>> = files
         .iter()
         .map(|f| options.level_for(f.map.stored_len()))
@@ -125,37 +170,33 @@ pub fn pack_dir(
     let media_types: Vec<String> = files
         .iter()
         .zip(&levels)
-        .map(|(f, level)| layer_media_type(&f.name, level.is_some()))
+        .map(|(f, level)| layer_media_type(f.name, level.is_some()))
         .collect();
     let sources: Vec<Source<'_>> = files
         .iter()
         .zip(&levels)
         .zip(&media_types)
         .map(|((f, level), mt)| Source {
-            path: &f.path,
-            file: &f.file,
-            map: &f.map,
+            path: f.path,
+            file: f.file,
+            map: f.map,
             media_type: mt,
             zstd_level: *level,
         })
         .collect();
-    progress.begin("packing", files.iter().map(|f| f.map.stored_len()).sum());
     let stored = put_sources(writer, &sources, options.chunking(), progress)?;
-    progress.finish();
-    drop(sources);
-    let stored_files: Vec<StoredFile> = files
-        .into_iter()
+    Ok(files
+        .iter()
         .zip(stored)
         .zip(levels)
         .map(|((f, chunks), level)| StoredFile {
-            name: f.name,
+            name: f.name.to_string(),
             mode: f.mode,
-            map: f.map,
+            map: f.map.clone(),
             chunks,
             compressed: level.is_some(),
         })
-        .collect();
-    write_snapshot_manifest(writer, options, config, &stored_files)
+        .collect())
 }
 
 /// One file of a snapshot whose blobs are stored: what

@@ -1,11 +1,10 @@
-//! Reading the stream: our own member loop over `tar::Header`, because the
-//! `tar` crate reads PAX headers and GNU long names into memory whatever
-//! their size, and its PAX record parser splits on newlines.
+//! Reading the stream with the crate's own member loop
+//! ([`crate::tar_read`]), because the `tar` crate reads PAX headers and GNU
+//! long names into memory whatever their size, and its PAX record parser
+//! splits on newlines.
 
 use std::collections::HashSet;
-use std::io::{self, BufReader, Chain, Cursor, Read};
-
-use flate2::bufread::MultiGzDecoder;
+use std::io::{self, Read};
 
 use super::{
     ENVELOPE_LIMIT, ENVELOPE_VERSION, Envelope, PAX_LIMIT, PAX_SPARSE_MAP, PAX_SPARSE_SIZE,
@@ -13,32 +12,21 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::sparse::SparseMap;
+use crate::tar_read::{Body, Dialect, Header, TarStream, parse_decimal, type_name, unknown_type};
 
-const BLOCK: u64 = 512;
-const BUFFER: usize = 64 << 10;
-/// The largest GNU long-name member read (`PATH_MAX`); names are at most
-/// 255 bytes anyway.
-const LONG_NAME_LIMIT: u64 = 4096;
-/// The most bytes accepted after the end-of-archive marker (all zeros:
-/// record padding).
-const TRAILER_LIMIT: u64 = 1 << 20;
+/// How errors name the stream, and what it is read with: a 64 KiB buffer,
+/// PAX extended headers up to [`PAX_LIMIT`], cocoon's sparse records.
+const DIALECT: Dialect = Dialect {
+    what: STREAM,
+    noun: "stream",
+    what_in_limits: false,
+    buffer: 64 << 10,
+    pax_limit: PAX_LIMIT,
+    text_records: &[PAX_SPARSE_MAP, PAX_SPARSE_SIZE],
+};
 
 fn bad(reason: impl Into<String>) -> Error {
-    Error::InvalidDocument {
-        what: STREAM.to_string(),
-        reason: reason.into(),
-    }
-}
-
-fn read_error(e: io::Error) -> Error {
-    Error::io("read", STREAM, e)
-}
-
-fn truncated(what: &str) -> Error {
-    read_error(io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        format!("the stream is truncated: it ends inside {what}"),
-    ))
+    DIALECT.bad(reason)
 }
 
 /// A file member's header, checked.
@@ -64,62 +52,13 @@ impl FileHeader {
     }
 }
 
-type Prefixed<R> = BufReader<Chain<Cursor<Vec<u8>>, R>>;
-
-/// The stream, decompressed when it is gzip.
-enum Source<R: Read> {
-    Plain(Prefixed<R>),
-    Gzip(Box<MultiGzDecoder<Prefixed<R>>>),
-}
-
-impl<R: Read> Read for Source<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Source::Plain(r) => r.read(buf),
-            Source::Gzip(r) => r.read(buf),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Open,
-    Ended,
-    Failed,
-}
-
 /// Reads cocoon's snapshot tar stream member by member, without buffering
 /// bodies. See the [module docs](super) for what is refused.
 pub struct TarReader<R: Read> {
-    source: Source<R>,
-    /// Bytes of the current member's body not yet read.
-    body_left: u64,
-    /// Padding after the current member's body.
-    pad_left: u64,
-    /// The current member's name, for messages.
-    current: String,
+    stream: TarStream<R>,
     seen: HashSet<String>,
-    state: State,
-}
-
-/// The PAX records we act on, from one extended header.
-#[derive(Default)]
-struct PaxRecords {
-    path: Option<Vec<u8>>,
-    size: Option<u64>,
-    sparse_map: Option<String>,
-    sparse_size: Option<String>,
-    gnu_sparse: bool,
-}
-
-/// A member header with its extensions applied, not yet checked.
-struct Member {
-    kind: u8,
-    name: Vec<u8>,
-    /// `None` when the field is not octal.
-    mode: Option<u32>,
-    size: u64,
-    pax: PaxRecords,
+    /// The end-of-archive marker was read.
+    ended: bool,
 }
 
 impl<R: Read> TarReader<R> {
@@ -132,36 +71,15 @@ impl<R: Read> TarReader<R> {
     /// [`Error::InvalidDocument`] if the stream is empty, is not a tar, does
     /// not start with `snapshot.json`, or that is not a version-1 envelope.
     pub fn new(reader: R) -> Result<(TarReader<R>, Envelope)> {
-        let mut reader = reader;
-        let mut magic = [0u8; 2];
-        let mut got = 0;
-        while got < magic.len() {
-            match reader.read(&mut magic[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(read_error(e)),
-            }
-        }
-        if got == 0 {
+        let Some(stream) = TarStream::new(reader, DIALECT)? else {
             return Err(bad(
                 "the stream is empty; expected a tar starting with snapshot.json",
             ));
-        }
-        let prefixed =
-            BufReader::with_capacity(BUFFER, Cursor::new(magic[..got].to_vec()).chain(reader));
-        let source = if magic[..got] == [0x1f, 0x8b] {
-            Source::Gzip(Box::new(MultiGzDecoder::new(prefixed)))
-        } else {
-            Source::Plain(prefixed)
         };
         let mut tar = TarReader {
-            source,
-            body_left: 0,
-            pad_left: 0,
-            current: String::new(),
+            stream,
             seen: HashSet::new(),
-            state: State::Open,
+            ended: false,
         };
         let envelope = tar.read_envelope()?;
         Ok((tar, envelope))
@@ -169,7 +87,7 @@ impl<R: Read> TarReader<R> {
 
     /// Whether the stream was gzip-compressed.
     pub fn is_gzip(&self) -> bool {
-        matches!(self.source, Source::Gzip(_))
+        self.stream.is_gzip()
     }
 
     fn read_envelope(&mut self) -> Result<Envelope> {
@@ -184,7 +102,7 @@ impl<R: Read> TarReader<R> {
                 String::from_utf8_lossy(&member.name)
             )));
         }
-        if member.pax.sparse_map.is_some() || member.pax.sparse_size.is_some() {
+        if member.pax.text(PAX_SPARSE_MAP).is_some() || member.pax.text(PAX_SPARSE_SIZE).is_some() {
             return Err(bad("snapshot.json carries sparse records"));
         }
         let header = self.check(member)?;
@@ -195,7 +113,7 @@ impl<R: Read> TarReader<R> {
                 limit: ENVELOPE_LIMIT,
             });
         }
-        let data = self.read_small(header.stored_len, SNAPSHOT_JSON)?;
+        let data = self.stream.read_small(header.stored_len, SNAPSHOT_JSON)?;
         let envelope: Envelope =
             serde_json::from_slice(&data).map_err(|e| Error::InvalidDocument {
                 what: SNAPSHOT_JSON.to_string(),
@@ -223,37 +141,38 @@ impl<R: Read> TarReader<R> {
     /// As for [`TarReader::for_each_file`]. After an error the reader is
     /// unusable: every later call fails.
     pub fn next_file(&mut self) -> Result<Option<(FileHeader, FileBody<'_, R>)>> {
-        match self.state {
-            State::Open => {}
-            State::Ended => return Ok(None),
-            State::Failed => {
-                return Err(bad(
-                    "reading already failed; the rest of the stream cannot be trusted",
-                ));
-            }
+        if self.stream.failed() {
+            return Err(bad(
+                "reading already failed; the rest of the stream cannot be trusted",
+            ));
+        }
+        if self.ended {
+            return Ok(None);
         }
         match self.advance() {
-            Ok(Some(header)) => Ok(Some((header, FileBody { tar: self }))),
+            Ok(Some(header)) => Ok(Some((
+                header,
+                FileBody {
+                    body: self.stream.body(),
+                },
+            ))),
             Ok(None) => {
-                self.state = State::Ended;
+                self.ended = true;
                 Ok(None)
             }
             Err(e) => {
-                self.state = State::Failed;
+                self.stream.fail();
                 Err(e)
             }
         }
     }
 
     fn advance(&mut self) -> Result<Option<FileHeader>> {
-        self.skip_body()?;
         let Some(member) = self.next_member()? else {
             return Ok(None);
         };
         let header = self.check(member)?;
-        self.current.clone_from(&header.name);
-        self.body_left = header.stored_len;
-        self.pad_left = padding(header.stored_len);
+        self.stream.start_body(&header.name, header.stored_len);
         Ok(Some(header))
     }
 
@@ -278,178 +197,31 @@ impl<R: Read> TarReader<R> {
         Ok(())
     }
 
-    /// Reads the next 512-byte block; `None` at a clean end of input.
-    fn read_block(&mut self) -> Result<Option<[u8; 512]>> {
-        let mut block = [0u8; 512];
-        let mut got = 0;
-        while got < block.len() {
-            match self.source.read(&mut block[got..]) {
-                Ok(0) if got == 0 => return Ok(None),
-                Ok(0) => return Err(truncated("a member header")),
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(read_error(e)),
-            }
-        }
-        Ok(Some(block))
-    }
-
-    /// Reads exactly `len` bytes (already checked against a small limit)
-    /// and the padding after them. Memory grows with what arrives, not
-    /// with `len`.
-    fn read_small(&mut self, len: u64, what: &str) -> Result<Vec<u8>> {
-        let mut data = Vec::new();
-        (&mut self.source)
-            .take(len)
-            .read_to_end(&mut data)
-            .map_err(read_error)?;
-        if data.len() as u64 != len {
-            return Err(truncated(what));
-        }
-        self.skip_exact(padding(len), what)?;
-        Ok(data)
-    }
-
-    fn skip_exact(&mut self, len: u64, what: &str) -> Result<()> {
-        let skipped =
-            io::copy(&mut (&mut self.source).take(len), &mut io::sink()).map_err(read_error)?;
-        if skipped != len {
-            return Err(truncated(what));
-        }
-        Ok(())
-    }
-
-    /// Skips what is left of the current member's body and its padding.
-    fn skip_body(&mut self) -> Result<()> {
-        if self.body_left > 0 {
-            let mut body = FileBody { tar: self };
-            io::copy(&mut body, &mut io::sink()).map_err(read_error)?;
-        }
-        let pad = std::mem::take(&mut self.pad_left);
-        let what = format!("the padding after {:?}", self.current);
-        self.skip_exact(pad, &what)
-    }
-
-    /// After the first zero block: the rest must be zeros (the second
-    /// block, record padding) up to [`TRAILER_LIMIT`]. Reading to the end
-    /// also makes gzip check its CRC.
-    fn read_trailer(&mut self) -> Result<()> {
-        let mut buf = vec![0u8; BUFFER];
-        let mut total = 0u64;
-        loop {
-            let n = match self.source.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(read_error(e)),
-            };
-            if buf[..n].iter().any(|&b| b != 0) {
-                return Err(bad("data follows the end-of-archive marker"));
-            }
-            total += n as u64;
-            if total > TRAILER_LIMIT {
-                return Err(bad(format!(
-                    "more than {TRAILER_LIMIT} bytes follow the end-of-archive marker"
-                )));
-            }
-        }
-    }
-
-    /// Reads headers up to the next member that is not an extension header,
-    /// applying PAX records and GNU long names. `None` at the end-of-archive
-    /// marker.
-    fn next_member(&mut self) -> Result<Option<Member>> {
-        let mut pax: Option<PaxRecords> = None;
-        let mut long_name: Option<Vec<u8>> = None;
-        loop {
-            let Some(block) = self.read_block()? else {
-                return Err(read_error(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the stream is truncated: it ends without the end-of-archive marker",
-                )));
-            };
-            if block.iter().all(|&b| b == 0) {
-                if pax.is_some() || long_name.is_some() {
-                    return Err(bad(
-                        "an extended header is not followed by the member it describes",
-                    ));
-                }
-                self.read_trailer()?;
-                return Ok(None);
-            }
-            check_checksum(&block)?;
-            let header = tar::Header::from_byte_slice(&block);
-            let kind = block[156];
-            let size = header
-                .entry_size()
-                .map_err(|e| bad(format!("a header's size field is unreadable: {e}")))?;
-            match kind {
-                b'x' => {
-                    if pax.is_some() {
-                        return Err(bad("two PAX headers describe the same member"));
-                    }
-                    if size > PAX_LIMIT {
-                        return Err(Error::TooLarge {
-                            what: "a PAX extended header".to_string(),
-                            size,
-                            limit: PAX_LIMIT,
-                        });
-                    }
-                    let data = self.read_small(size, "a PAX extended header")?;
-                    pax = Some(parse_pax(&data)?);
-                }
-                b'L' => {
-                    if long_name.is_some() {
-                        return Err(bad("two GNU long names describe the same member"));
-                    }
-                    if size > LONG_NAME_LIMIT {
-                        return Err(Error::TooLarge {
-                            what: "a GNU long name".to_string(),
-                            size,
-                            limit: LONG_NAME_LIMIT,
-                        });
-                    }
-                    let mut name = self.read_small(size, "a GNU long name")?;
-                    while name.last() == Some(&0) {
-                        name.pop();
-                    }
-                    long_name = Some(name);
-                }
-                b'g' => {
-                    return Err(bad(
-                        "a PAX global header (type 'g'); cocoon never writes one and its \
-                         records would apply to every member",
-                    ));
-                }
-                b'K' => {
-                    return Err(bad(
-                        "a GNU long link name (type 'K'); links are not accepted",
-                    ));
-                }
-                _ => {
-                    let pax = pax.unwrap_or_default();
-                    let name = match (&pax.path, long_name) {
-                        (Some(path), _) => path.clone(),
-                        (None, Some(long)) => long,
-                        (None, None) => header.path_bytes().into_owned(),
-                    };
-                    return Ok(Some(Member {
-                        kind,
-                        name,
-                        mode: parse_octal(&block[100..108]).map(|m| (m & 0o7777) as u32),
-                        size: pax.size.unwrap_or(size),
-                        pax,
-                    }));
-                }
-            }
+    /// Skips what is left of the current body and reads the next member's
+    /// header, its extension headers applied; `None` at the end-of-archive
+    /// marker. PAX global headers and GNU long link names are refused.
+    fn next_member(&mut self) -> Result<Option<Header>> {
+        let Some(member) = self.stream.next_header()? else {
+            return Ok(None);
+        };
+        match member.kind {
+            b'g' => Err(bad(
+                "a PAX global header (type 'g'); cocoon never writes one and its \
+                 records would apply to every member",
+            )),
+            b'K' => Err(bad(
+                "a GNU long link name (type 'K'); links are not accepted",
+            )),
+            _ => Ok(Some(member)),
         }
     }
 
     /// Checks a member: a regular file with a plain, new name and, when it
     /// carries them, valid sparse records that match its size.
-    fn check(&mut self, m: Member) -> Result<FileHeader> {
+    fn check(&mut self, m: Header) -> Result<FileHeader> {
         let shown = String::from_utf8_lossy(&m.name).into_owned();
-        let has_sparse = m.pax.sparse_map.is_some() || m.pax.sparse_size.is_some();
+        let (sparse_map, sparse_size) = (m.pax.text(PAX_SPARSE_MAP), m.pax.text(PAX_SPARSE_SIZE));
+        let has_sparse = sparse_map.is_some() || sparse_size.is_some();
         if let Some(kind) = non_regular(m.kind) {
             let extra = if has_sparse {
                 " (and it carries COCOON.sparse records, which only a regular file may)"
@@ -468,7 +240,7 @@ impl<R: Read> TarReader<R> {
                  which is not supported; cocoon writes COCOON.sparse records"
             )));
         }
-        let sparse = match (&m.pax.sparse_map, &m.pax.sparse_size) {
+        let sparse = match (sparse_map, sparse_size) {
             (None, None) => None,
             (Some(map), Some(size)) => {
                 let sparse_bad = |reason: String| Error::InvalidDocument {
@@ -501,7 +273,7 @@ impl<R: Read> TarReader<R> {
                 )));
             }
         };
-        let mode = m.mode.ok_or_else(|| {
+        let mode = m.mode.map(|m| (m & 0o7777) as u32).ok_or_else(|| {
             bad(format!(
                 "member {shown:?}: the mode field is not an octal number"
             ))
@@ -521,178 +293,40 @@ impl<R: Read> TarReader<R> {
 /// The body of one file member: reads the stored stream and fails with
 /// [`io::ErrorKind::UnexpectedEof`] if the stream ends before it does.
 pub struct FileBody<'a, R: Read> {
-    tar: &'a mut TarReader<R>,
+    body: Body<'a, R>,
 }
 
 impl<R: Read> FileBody<'_, R> {
     /// Bytes of the body not yet read.
     pub fn remaining(&self) -> u64 {
-        self.tar.body_left
+        self.body.remaining()
     }
 }
 
 impl<R: Read> Read for FileBody<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let tar = &mut *self.tar;
-        if tar.body_left == 0 || buf.is_empty() {
-            return Ok(0);
-        }
-        let want = buf
-            .len()
-            .min(usize::try_from(tar.body_left).unwrap_or(usize::MAX));
-        match tar.source.read(&mut buf[..want]) {
-            Ok(0) => {
-                tar.state = State::Failed;
-                Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "the stream is truncated: it ends inside {:?}, {} bytes short",
-                        tar.current, tar.body_left
-                    ),
-                ))
-            }
-            Ok(n) => {
-                tar.body_left -= n as u64;
-                Ok(n)
-            }
-            Err(e) => {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    tar.state = State::Failed;
-                }
-                Err(e)
-            }
-        }
+        self.body.read(buf)
     }
-}
-
-/// Zero bytes after a body of `len` bytes up to the next block.
-fn padding(len: u64) -> u64 {
-    (BLOCK - len % BLOCK) % BLOCK
 }
 
 /// What a non-regular entry type is, or `None` for a regular file.
 fn non_regular(kind: u8) -> Option<String> {
     let name = match kind {
         b'0' | b'\0' => return None,
-        b'1' => "hard link",
-        b'2' => "symbolic link",
-        b'3' => "character device",
-        b'4' => "block device",
         b'5' => "directory",
-        b'6' => "FIFO",
-        b'7' => "contiguous file",
-        b'S' => "GNU sparse file",
         b'D' => "GNU dump directory",
         b'M' => "multi-volume continuation",
         b'N' => "GNU old long name",
         b'V' => "volume label",
-        other => return Some(format!("member of unknown type {:?}", other as char)),
+        other => return Some(type_name(other).map_or_else(|| unknown_type(other), String::from)),
     };
     Some(name.to_string())
-}
-
-/// Checks the header checksum (the unsigned sum, or the signed one some
-/// old tars wrote), with the checksum field counted as spaces.
-fn check_checksum(block: &[u8; 512]) -> Result<()> {
-    let stored = Some(&block[148..156])
-        .filter(|f| f.iter().any(u8::is_ascii_digit))
-        .and_then(parse_octal)
-        .ok_or_else(|| {
-            bad("a header's checksum field is not an octal number; this is not a tar")
-        })?;
-    let (mut unsigned, mut signed) = (0u64, 0i64);
-    for (i, &b) in block.iter().enumerate() {
-        let b = if (148..156).contains(&i) { b' ' } else { b };
-        unsigned += u64::from(b);
-        signed += i64::from(b as i8);
-    }
-    if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
-        return Err(bad(format!(
-            "a header checksum does not match (stored {stored}, computed {unsigned}); \
-             the stream is damaged or not a tar"
-        )));
-    }
-    Ok(())
-}
-
-/// Parses an octal numeric header field: digits with spaces or NULs
-/// around them; a field of padding only reads as 0, as in Go's reader.
-fn parse_octal(field: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(field).ok()?;
-    let text = text.trim_matches(|c| c == ' ' || c == '\0');
-    if text.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(text, 8).ok()
-}
-
-/// Parses ASCII decimal digits (no sign, no spaces) into a `u64`.
-fn parse_decimal(text: &[u8]) -> Option<u64> {
-    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(text).ok()?.parse().ok()
-}
-
-/// Parses PAX records, `"<len> <key>=<value>\n"` with `len` counting the
-/// whole record, keeping the ones we act on. A record's value may hold
-/// newlines. Malformed records and repeated keys are refused.
-fn parse_pax(mut data: &[u8]) -> Result<PaxRecords> {
-    let mut records = PaxRecords::default();
-    let mut keys = HashSet::new();
-    while !data.is_empty() {
-        let malformed = || bad("a PAX extended header holds a malformed record");
-        let space = data
-            .iter()
-            .take(21)
-            .position(|&b| b == b' ')
-            .ok_or_else(malformed)?;
-        let len = parse_decimal(&data[..space])
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|&n| n > space + 1 && n <= data.len())
-            .ok_or_else(malformed)?;
-        let (record, rest) = data.split_at(len);
-        data = rest;
-        let Some((b'\n', kv)) = record[space + 1..].split_last() else {
-            return Err(malformed());
-        };
-        let eq = kv.iter().position(|&b| b == b'=').ok_or_else(malformed)?;
-        let (key, value) = (&kv[..eq], &kv[eq + 1..]);
-        let key = std::str::from_utf8(key)
-            .ok()
-            .filter(|k| !k.is_empty())
-            .ok_or_else(malformed)?;
-        if !keys.insert(key.to_string()) {
-            return Err(bad(format!(
-                "a PAX extended header holds the record {key:?} twice"
-            )));
-        }
-        let text = || {
-            String::from_utf8(value.to_vec())
-                .map_err(|_| bad(format!("the PAX record {key:?} is not UTF-8")))
-        };
-        match key {
-            "path" => records.path = Some(value.to_vec()),
-            "size" => {
-                records.size = Some(parse_decimal(value).ok_or_else(|| {
-                    bad(format!(
-                        "the PAX size record is {:?}, not a decimal size",
-                        String::from_utf8_lossy(value)
-                    ))
-                })?);
-            }
-            PAX_SPARSE_MAP => records.sparse_map = Some(text()?),
-            PAX_SPARSE_SIZE => records.sparse_size = Some(text()?),
-            k if k.starts_with("GNU.sparse.") => records.gnu_sparse = true,
-            _ => {}
-        }
-    }
-    Ok(records)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tar_read::padding;
     use tar::{EntryType, Header};
 
     const ENVELOPE: &[u8] = br#"{"version":1,"config":{"name":"s"}}"#;
