@@ -295,6 +295,16 @@ fn a_killed_copy_leaves_a_verifiable_layout_and_completes_on_rerun() {
                     "{ctx}: {ls}"
                 );
             }
+            // The rerun copies only what the killed run did not publish.
+            let published = std::fs::read_dir(to.join("blobs/sha256"))
+                .map(|d| d.count() as u64)
+                .unwrap_or(0);
+            let (left, _, _) = planned(&st, "vm:1", &to);
+            assert_eq!(
+                left + published,
+                10,
+                "{ctx}: {published} published, {left} left"
+            );
             st.ok(&["copy", "vm:1", "--to", s(&to)]);
             let d = dest(&to);
             d.ok(&["verify"]);
