@@ -257,6 +257,46 @@ pub(crate) fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>
     Ok(buf)
 }
 
+/// Writes a file outside the layout (an export) as the layout's own files
+/// are published: `write` fills a buffered temp file in `dest`'s directory
+/// (`.NAME.XXXX.part`, mode 0644), which is then flushed, fsynced, renamed
+/// over `dest`, and the directory fsynced. On error the temp file is
+/// removed and `dest` is untouched. Returns the bytes written.
+///
+/// # Errors
+/// What `write` returns; I/O errors creating, writing, syncing, renaming.
+pub(crate) fn write_file_replacing(
+    dest: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<u64> {
+    let dir = parent(dest);
+    let base = dest
+        .file_name()
+        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{base}."))
+        .suffix(".part")
+        .permissions(fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .ctx("create temp file in", dir)?;
+    let count = {
+        let mut out = crate::snapshot_tar::Counting::new(io::BufWriter::with_capacity(
+            1 << 20,
+            tmp.as_file(),
+        ));
+        write(&mut out)?;
+        out.inner
+            .into_inner()
+            .map_err(|e| Error::io("write", tmp.path(), e.into_error()))?;
+        out.count
+    };
+    tmp.as_file().sync_all().ctx("fsync", tmp.path())?;
+    tmp.persist(dest)
+        .map_err(|e| Error::io("rename", dest, e.error))?;
+    sync_dir(dir)?;
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use serde_json::Value;
@@ -457,30 +457,7 @@ pub fn export_archive_file(
     dest: &Path,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = durable::parent(dest);
-    let base = dest
-        .file_name()
-        .map_or_else(|| "archive".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{base}."))
-        .suffix(".part")
-        .permissions(fs::Permissions::from_mode(0o644))
-        .tempfile_in(dir)
-        .ctx("create temp file in", dir)?;
-    let count = {
-        let out = Counting::new(BufWriter::with_capacity(BUFFER, tmp.as_file()));
-        let Counting { inner, count } = plan.write(layout, out, progress)?;
-        inner
-            .into_inner()
-            .map_err(|e| Error::io("write", tmp.path(), e.into_error()))?;
-        count
-    };
-    tmp.as_file().sync_all().ctx("fsync", tmp.path())?;
-    tmp.persist(dest)
-        .map_err(|e| Error::io("rename", dest, e.error))?;
-    durable::sync_dir(dir)?;
-    Ok(count)
+    durable::write_file_replacing(dest, |out| plan.write(layout, out, progress).map(drop))
 }
 
 /// [`put_header`] for the module's tests.

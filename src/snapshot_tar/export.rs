@@ -1,10 +1,10 @@
 //! Export: a stored snapshot as cocoon's tar stream (see the
 //! [module docs](super)).
 
-use std::io::{self, BufWriter, Cursor, Read, Write};
+use std::io::{self, Cursor, Read, Write};
 use std::path::Path;
 
-use super::{BUFFER, VERIFY_AHEAD, WINDOW_LOG_MAX};
+use super::{VERIFY_AHEAD, WINDOW_LOG_MAX};
 use crate::cocoon_tar::{Envelope, EnvelopeConfig, TarWriter};
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
@@ -142,33 +142,9 @@ pub fn export_tar_file(
     dest: &Path,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = durable::parent(dest);
-    let base = dest
-        .file_name()
-        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{base}."))
-        .suffix(".part")
-        .permissions(std::fs::Permissions::from_mode(0o644))
-        .tempfile_in(dir)
-        .ctx("create temp file in", dir)?;
-    let count = {
-        let out = Counting {
-            inner: BufWriter::with_capacity(BUFFER, tmp.as_file()),
-            count: 0,
-        };
-        let Counting { inner, count } = export_tar_as(layout, manifest, name, out, progress)?;
-        inner
-            .into_inner()
-            .map_err(|e| Error::io("write", tmp.path(), e.into_error()))?;
-        count
-    };
-    tmp.as_file().sync_all().ctx("fsync", tmp.path())?;
-    tmp.persist(dest)
-        .map_err(|e| Error::io("rename", dest, e.error))?;
-    durable::sync_dir(dir)?;
-    Ok(count)
+    durable::write_file_replacing(dest, |out| {
+        export_tar_as(layout, manifest, name, out, progress).map(drop)
+    })
 }
 
 /// A writer that counts the bytes written through it (what an export

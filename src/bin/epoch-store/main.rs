@@ -1,6 +1,7 @@
 //! The `epoch-store` command: parses arguments, calls the library, prints.
 
 mod commands;
+mod input;
 mod output;
 mod progress;
 

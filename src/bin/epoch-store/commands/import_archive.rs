@@ -1,7 +1,5 @@
 //! `epoch-store import-archive`.
 
-use std::fs::File;
-use std::io::{self, IsTerminal, Read};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -38,55 +36,18 @@ pub struct Args {
     force: bool,
 }
 
-/// Counts the bytes read through it on the progress bar.
-struct Counted<'p, R> {
-    inner: R,
-    progress: &'p dyn Progress,
-    count: u64,
-}
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
-}
-
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
-    let stdin = a.file.as_os_str() == "-";
-    if stdin && io::stdin().is_terminal() {
-        anyhow::bail!(
-            "stdin is a terminal, not an archive; pipe one in \
-             (epoch-store export-archive REF -o - | epoch-store import-archive -) or give a FILE"
-        );
-    }
+    let input = crate::input::open(
+        &a.file,
+        "an archive; pipe one in (epoch-store export-archive REF -o - | epoch-store import-archive -)",
+    )?;
     let layout = ctx.open()?;
-    let (input, total): (Box<dyn Read>, u64) = if stdin {
-        (Box::new(io::stdin().lock()), 0)
-    } else {
-        let f = File::open(&a.file).with_context(|| format!("open {}", a.file.display()))?;
-        let md = f
-            .metadata()
-            .with_context(|| format!("stat {}", a.file.display()))?;
-        let total = if md.is_file() { md.len() } else { 0 };
-        (Box::new(f), total)
-    };
-    let from = if stdin {
-        "stdin".to_string()
-    } else {
-        a.file.display().to_string()
-    };
+    let from = input.name.clone();
     let started = Instant::now();
     let writer = layout.writer()?;
     let bar = crate::progress::Bar::new(ctx.quiet);
-    bar.begin("importing", total);
-    let mut counted = Counted {
-        inner: input,
-        progress: &bar,
-        count: 0,
-    };
+    bar.begin("importing", input.total);
+    let mut counted = crate::input::Counted::new(input.reader, &bar);
     let options = ImportOptions { force: a.force };
     let report = epoch_store::archive::import_archive(&writer, &mut counted, &options, &NoProgress)
         .with_context(|| {

@@ -1,11 +1,8 @@
 //! `epoch-store import-tar`.
 
-use std::fs::File;
-use std::io::{self, IsTerminal, Read};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use epoch_store::{NoProgress, Progress, validate_ref};
 
 use super::pack::SnapshotOptions;
@@ -38,75 +35,26 @@ pub struct Args {
     options: SnapshotOptions,
 }
 
-/// Counts the bytes read through it on the progress bar.
-struct Counted<'p, R> {
-    inner: R,
-    progress: &'p dyn Progress,
-    count: u64,
-}
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
-}
-
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     validate_ref(&a.ref_name)?;
-    let stdin = a.file.as_os_str() == "-";
-    if stdin && io::stdin().is_terminal() {
-        anyhow::bail!(
-            "stdin is a terminal, not a tar stream; pipe one in \
-             (cocoon snapshot export NAME -o - | epoch-store import-tar - --ref NAME:TAG) \
-             or give a FILE"
-        );
-    }
+    let input = crate::input::open(
+        &a.file,
+        "a tar stream; pipe one in (cocoon snapshot export NAME -o - | epoch-store import-tar - --ref NAME:TAG)",
+    )?;
     let layout = ctx.open()?;
     let options = a.options.to_pack_options();
-    let (input, total): (Box<dyn Read>, u64) = if stdin {
-        (Box::new(io::stdin().lock()), 0)
-    } else {
-        let f = File::open(&a.file).with_context(|| format!("open {}", a.file.display()))?;
-        let md = f
-            .metadata()
-            .with_context(|| format!("stat {}", a.file.display()))?;
-        let total = if md.is_file() { md.len() } else { 0 };
-        (Box::new(f), total)
-    };
     let started = Instant::now();
     let writer = layout.writer()?;
     let bar = crate::progress::Bar::new(ctx.quiet);
-    bar.begin("importing", total);
-    let mut counted = Counted {
-        inner: input,
-        progress: &bar,
-        count: 0,
-    };
+    bar.begin("importing", input.total);
+    let mut counted = crate::input::Counted::new(input.reader, &bar);
     let manifest =
         epoch_store::snapshot_tar::import_tar(&writer, &mut counted, &options, &NoProgress)?;
     bar.finish();
-    writer.update_index(|index| {
-        index.set_ref(&a.ref_name, &manifest);
-        Ok(())
-    })?;
-    let summary = layout.summarize(&manifest)?;
+    let summary = super::pack::tag(&layout, &writer, &a.ref_name, &manifest)?;
     let elapsed = started.elapsed();
-    if ctx.json {
-        crate::output::json(&serde_json::json!({
-            "ref": a.ref_name,
-            "digest": manifest.digest,
-            "artifactType": manifest.artifact_type,
-            "size": summary.size,
-        }))?;
-    }
-    let from = if stdin {
-        "stdin".to_string()
-    } else {
-        a.file.display().to_string()
-    };
+    super::pack::report_json(ctx, &a.ref_name, &summary, serde_json::json!({}))?;
+    let from = input.name.clone();
     ctx.say(format_args!(
         "Imported {from} as {} ({}): {} read, {} stored in {} ({})",
         a.ref_name,

@@ -146,30 +146,21 @@ fn run_image(ctx: &Ctx, a: ImageArgs) -> anyhow::Result<u8> {
     let writer = layout.writer()?;
     let bar = crate::progress::Bar::new(ctx.quiet);
     let manifest = pack_image(&writer, &a.file, &options, &bar)?;
-    writer.update_index(|index| {
-        index.set_ref(&a.ref_name, &manifest);
-        Ok(())
-    })?;
-    let summary = layout.summarize(&manifest)?;
+    let summary = tag(&layout, &writer, &a.ref_name, &manifest)?;
     let elapsed = started.elapsed();
     let logical = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
-    let parts = layout
-        .read_document(&manifest)?
-        .1
-        .layers
-        .unwrap_or_default()
+    let parts = summary
+        .document
         .iter()
+        .flat_map(|d| d.layers.iter().flatten())
         .filter(|l| epoch_store::model::is_disk_media_type(&l.media_type))
         .count();
-    if ctx.json {
-        crate::output::json(&serde_json::json!({
-            "ref": a.ref_name,
-            "digest": manifest.digest,
-            "artifactType": manifest.artifact_type,
-            "size": summary.size,
-            "parts": parts,
-        }))?;
-    }
+    report_json(
+        ctx,
+        &a.ref_name,
+        &summary,
+        serde_json::json!({ "parts": parts }),
+    )?;
     ctx.say(format_args!(
         "Packed {} as {} ({}): {} in {} part{} in {} ({})",
         a.file.display(),
@@ -192,20 +183,9 @@ fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<u8> {
     let writer = layout.writer()?;
     let bar = crate::progress::Bar::new(ctx.quiet);
     let manifest = pack_dir(&writer, &a.dir, &options, &bar)?;
-    writer.update_index(|index| {
-        index.set_ref(&a.ref_name, &manifest);
-        Ok(())
-    })?;
-    let summary = layout.summarize(&manifest)?;
+    let summary = tag(&layout, &writer, &a.ref_name, &manifest)?;
     let elapsed = started.elapsed();
-    if ctx.json {
-        crate::output::json(&serde_json::json!({
-            "ref": a.ref_name,
-            "digest": manifest.digest,
-            "artifactType": manifest.artifact_type,
-            "size": summary.size,
-        }))?;
-    }
+    report_json(ctx, &a.ref_name, &summary, serde_json::json!({}))?;
     ctx.say(format_args!(
         "Packed {} as {} ({}): {} stored in {} ({})",
         a.dir.display(),
@@ -216,4 +196,40 @@ fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<u8> {
         rate(summary.size, elapsed)
     ))?;
     Ok(EXIT_OK)
+}
+
+/// Tags a manifest just written as `ref_name` and sums up what it reaches.
+pub(crate) fn tag(
+    layout: &epoch_store::Layout,
+    writer: &epoch_store::Writer<'_>,
+    ref_name: &str,
+    manifest: &epoch_store::Descriptor,
+) -> anyhow::Result<epoch_store::Summary> {
+    writer.update_index(|index| {
+        index.set_ref(ref_name, manifest);
+        Ok(())
+    })?;
+    Ok(layout.summarize(manifest)?)
+}
+
+/// With `--json`: `{"ref", "digest", "artifactType", "size"}` plus `extra`'s fields.
+pub(crate) fn report_json(
+    ctx: &Ctx,
+    ref_name: &str,
+    summary: &epoch_store::Summary,
+    extra: serde_json::Value,
+) -> anyhow::Result<()> {
+    if !ctx.json {
+        return Ok(());
+    }
+    let mut v = serde_json::json!({
+        "ref": ref_name,
+        "digest": summary.descriptor.digest,
+        "artifactType": summary.descriptor.artifact_type,
+        "size": summary.size,
+    });
+    if let (Some(v), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
+        v.extend(extra);
+    }
+    crate::output::json(&v)
 }
