@@ -9,7 +9,6 @@ use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use crate::error::{Error, IoContext, Result};
 
@@ -167,20 +166,46 @@ pub(crate) fn create_dir_durable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Sets a file's mtime to now, so that gc's grace period counts from this use.
-/// Permission errors and read-only media are ignored: the blob is still valid.
+/// Whether `path` is a real directory (`false`: it does not exist), never
+/// following a symlink.
+///
+/// # Errors
+/// [`Error::LayoutDirectory`] with `advice` when it is a symlink or not a
+/// directory; I/O errors.
+pub(crate) fn real_dir(path: &Path, advice: &'static str) -> Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => Ok(true),
+        Ok(md) => Err(Error::LayoutDirectory {
+            path: path.to_path_buf(),
+            kind: kind_name(&md),
+            advice,
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("stat", path, e)),
+    }
+}
+
+/// Sets a file's mtime to now, so that gc's grace period counts from this
+/// use. The kernel's clock stamps it (`UTIME_NOW`), not the process's: a
+/// process under clock skew or faketime must not stamp a fresh use in the
+/// past (or the future). Never follows a symlink. Permission errors and
+/// read-only media are ignored: the blob is still valid.
 pub(crate) fn touch(path: &Path) -> Result<()> {
-    let r = File::open(path).and_then(|f| f.set_modified(SystemTime::now()));
-    match r {
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
-            ) =>
-        {
-            Ok(())
-        }
-        r => r.ctx("refresh mtime of", path),
+    use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_NOW, UTIME_OMIT, utimensat};
+    use rustix::io::Errno;
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_NOW,
+        },
+    };
+    match utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(()) | Err(Errno::ACCESS | Errno::PERM | Errno::ROFS) => Ok(()),
+        Err(e) => Err(Error::io("refresh mtime of", path, e.into())),
     }
 }
 

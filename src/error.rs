@@ -115,6 +115,39 @@ pub enum Error {
         /// The `index.json` searched.
         path: PathBuf,
     },
+    /// `index.json` names one ref twice, for different manifests: which one
+    /// is meant is unknown, so nothing picks one silently.
+    #[error(
+        "ref {name:?} is ambiguous: index.json has {} entries with that name, for {}; \
+         settle it with `epoch-store tag DIGEST {name}` (which keeps one entry)",
+        digests.len(), list(digests)
+    )]
+    AmbiguousRef {
+        /// The ref name.
+        name: String,
+        /// The digests its entries point at, in index order.
+        digests: Vec<Digest>,
+    },
+    /// What a ref reaches is not whole: a document that cannot be read, a
+    /// missing blob, a size or `data` field that disagrees.
+    #[error("{what}: {reason}; run `epoch-store verify` for the whole picture")]
+    IncompleteGraph {
+        /// What was refused ("cannot copy vm:v1", ...).
+        what: String,
+        /// The first flaw found.
+        reason: String,
+    },
+    /// One of the layout's own directories (`blobs/`, `blobs/<alg>/`, the
+    /// private directory) is a symlink or not a directory at all.
+    #[error("{} is a {kind}, not a directory; {advice}", path.display())]
+    LayoutDirectory {
+        /// The entry.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+        /// What it means and what to do.
+        advice: &'static str,
+    },
     /// A sparse map does not describe a file.
     #[error("invalid sparse map: {reason}")]
     InvalidSparseMap {
@@ -130,6 +163,11 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+}
+
+fn list(digests: &[Digest]) -> String {
+    let names: Vec<String> = digests.iter().map(Digest::to_string).collect();
+    names.join(" and ")
 }
 
 /// `Result` with [`Error`] as its default error.

@@ -22,6 +22,7 @@ use crate::graph::Graph;
 use crate::inventory::Inventory;
 use crate::layout::Layout;
 use crate::lock::{self, Mode};
+use crate::progress::Progress;
 use crate::writer::GC_LOCK;
 use sweep::{Candidate, Outcome};
 
@@ -79,6 +80,12 @@ pub struct GcPlan {
     pub young_blobs: usize,
     /// Their bytes.
     pub young_bytes: u64,
+    /// Unreachable blobs kept because their modification time is in the
+    /// future (a clock was wrong when they were written or touched): their
+    /// age is unknown, so no grace period can be judged.
+    pub future_blobs: usize,
+    /// Their bytes.
+    pub future_bytes: u64,
 }
 
 impl GcPlan {
@@ -124,8 +131,32 @@ impl Layout {
     /// As [`Layout::plan_gc`], and I/O errors removing files (files already
     /// gone are fine).
     pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
+        self.gc_with(options, &crate::NoProgress)
+    }
+
+    /// [`Layout::gc`], telling `progress` when it has to wait for running
+    /// writers (naming their process ids where the system says).
+    ///
+    /// # Errors
+    /// As [`Layout::gc`].
+    pub fn gc_with(&self, options: &GcOptions, progress: &dyn Progress) -> Result<GcReport> {
         self.ensure_private()?;
-        let _lock = lock::acquire(&self.lock_path(GC_LOCK), Mode::Exclusive)?;
+        let path = self.lock_path(GC_LOCK);
+        let _lock = lock::acquire_noting(&path, Mode::Exclusive, &|pids| {
+            let who = match pids {
+                [] => "another epoch-store process".to_string(),
+                [pid] => format!("process {pid}"),
+                pids => {
+                    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+                    format!("processes {}", list.join(", "))
+                }
+            };
+            progress.waiting(&format!(
+                "gc is waiting for the lock {} held by {who}, a writer still at work; \
+                 it goes on when the writer is done (Ctrl-C to give up)",
+                path.display()
+            ));
+        })?;
         self.gc_pass(options, true)
     }
 
@@ -138,6 +169,22 @@ impl Layout {
         // The walk reads manifests, the scan lists directories: overlap them.
         let (graph, inventory) = rayon::join(|| Graph::walk(self, roots), || Inventory::scan(self));
         let inventory = inventory?;
+        // What was just read as a reachable document must be among the
+        // blobs listed: if not, the listing does not show what the reads
+        // see (a directory swapped under us), and nothing may be judged.
+        if let Some(d) = graph
+            .documents
+            .keys()
+            .find(|d| !inventory.blobs.contains_key(*d))
+        {
+            return Err(Error::GcRefused {
+                reason: format!(
+                    "the reachable document {d} was read, but the listing of {} does not show it; \
+                     the layout's directories are not what they seem. Run `epoch-store verify`",
+                    self.blobs_dir(d.algorithm()).display()
+                ),
+            });
+        }
         if let Some((desc, e)) = graph.failures.first() {
             return Err(Error::GcRefused {
                 reason: format!(
@@ -183,6 +230,13 @@ impl Layout {
                     if c.digest.is_some() {
                         report.plan.young_blobs += 1;
                         report.plan.young_bytes += size;
+                    }
+                    continue;
+                }
+                Outcome::Future(size) => {
+                    if c.digest.is_some() {
+                        report.plan.future_blobs += 1;
+                        report.plan.future_bytes += size;
                     }
                     continue;
                 }

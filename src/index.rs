@@ -1,10 +1,13 @@
 //! `index.json`: the layout's roots and tags, kept raw so that nothing another
 //! tool put there is lost when epoch-store rewrites it.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::digest::Digest;
+use crate::error::{Error, Result};
 use crate::model::{Descriptor, annotation, media_type};
 
 /// The parsed `index.json`. Unknown top-level fields, entries and annotations
@@ -39,7 +42,7 @@ impl Index {
     ///
     /// # Errors
     /// A sentence naming what is wrong (and which entry).
-    pub fn parse(raw: &[u8]) -> Result<Index, String> {
+    pub fn parse(raw: &[u8]) -> std::result::Result<Index, String> {
         let value: Value =
             serde_json::from_slice(raw).map_err(|e| format!("malformed JSON: {e}"))?;
         let Value::Object(object) = value else {
@@ -73,7 +76,7 @@ impl Index {
                 Descriptor::deserialize(v)
                     .map_err(|e| format!("manifests[{i}] is not a valid descriptor: {e}"))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Index { object, entries })
     }
 
@@ -87,9 +90,56 @@ impl Index {
         &self.entries
     }
 
-    /// The entry tagged `name`, if any.
-    pub fn find(&self, name: &str) -> Option<&Descriptor> {
-        self.entries.iter().find(|d| d.ref_name() == Some(name))
+    /// The entry tagged `name`, if any: the one lookup of a ref name.
+    /// Entries that repeat a name with the same digest are one entry; with
+    /// different digests the name is ambiguous and nothing is picked.
+    ///
+    /// # Errors
+    /// [`Error::AmbiguousRef`] naming the digests.
+    pub fn find(&self, name: &str) -> Result<Option<&Descriptor>> {
+        let mut found: Option<&Descriptor> = None;
+        let mut digests: Vec<Digest> = Vec::new();
+        for d in self.entries.iter().filter(|d| d.ref_name() == Some(name)) {
+            if !digests.contains(&d.digest) {
+                digests.push(d.digest.clone());
+            }
+            found.get_or_insert(d);
+        }
+        if digests.len() > 1 {
+            return Err(Error::AmbiguousRef {
+                name: name.to_string(),
+                digests,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Whether some entry is tagged exactly `name` (valid or not).
+    pub fn has_ref(&self, name: &str) -> bool {
+        self.entries.iter().any(|d| d.ref_name() == Some(name))
+    }
+
+    /// Every ref name that more than one entry carries with different
+    /// digests, with those digests in index order.
+    pub fn ambiguous_refs(&self) -> Vec<(&str, Vec<&Digest>)> {
+        let mut by_name: HashMap<&str, Vec<&Digest>> = HashMap::new();
+        let mut order: Vec<&str> = Vec::new();
+        for (name, d) in self.refs() {
+            let digests = by_name.entry(name).or_insert_with(|| {
+                order.push(name);
+                Vec::new()
+            });
+            if !digests.contains(&&d.digest) {
+                digests.push(&d.digest);
+            }
+        }
+        order
+            .into_iter()
+            .filter_map(|name| {
+                let digests = by_name.remove(name)?;
+                (digests.len() > 1).then_some((name, digests))
+            })
+            .collect()
     }
 
     /// Every `(ref name, entry)` pair.
@@ -222,8 +272,8 @@ mod tests {
         let old = idx.set_ref("a:1", &desc(2)).expect("a:1 existed");
         assert_eq!(old.digest, desc(1).digest);
         assert_eq!(idx.entries().len(), 2);
-        assert_eq!(idx.find("a:1").unwrap().digest, desc(2).digest);
-        assert_eq!(idx.find("a:2").unwrap().digest, desc(1).digest);
+        assert_eq!(idx.find("a:1").unwrap().unwrap().digest, desc(2).digest);
+        assert_eq!(idx.find("a:2").unwrap().unwrap().digest, desc(1).digest);
         assert!(idx.remove_ref("a:2"));
         assert!(!idx.remove_ref("a:2"));
         assert_eq!(Index::parse(&idx.to_bytes()).unwrap(), idx);
@@ -246,7 +296,7 @@ mod tests {
         });
         idx.set_ref("x", &desc(3));
         assert_eq!(idx.entries().len(), 1);
-        assert_eq!(idx.find("x").unwrap().digest, desc(3).digest);
+        assert_eq!(idx.find("x").unwrap().unwrap().digest, desc(3).digest);
     }
 
     #[test]

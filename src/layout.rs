@@ -57,7 +57,10 @@ impl Layout {
         };
         layout.check_marker()?;
         match fs::symlink_metadata(layout.index_path()) {
-            Ok(md) if md.is_file() => Ok(layout),
+            Ok(md) if md.is_file() => {
+                layout.check_dirs()?;
+                Ok(layout)
+            }
             Ok(md) => {
                 Err(layout.not_a_layout(format!("index.json is a {}", durable::kind_name(&md))))
             }
@@ -68,15 +71,39 @@ impl Layout {
     }
 
     /// Creates a layout at `root` (and the directory, if absent), or opens the
-    /// one already there. An interrupted `init` is completed.
+    /// one already there. An interrupted `init` is completed. A directory
+    /// that holds anything else is refused: see [`Layout::init_with`].
     ///
     /// # Errors
-    /// [`Error::NotALayout`] if `root` holds an `index.json` without `oci-layout`
-    /// (someone else's file we will not overwrite), I/O errors.
+    /// As [`Layout::init_with`].
     pub fn init(root: impl AsRef<Path>) -> Result<Layout> {
+        Layout::init_with(root, &InitOptions::default())
+    }
+
+    /// [`Layout::init`] with options: unless [`InitOptions::force`], `root`
+    /// must be absent, empty, a layout (with `oci-layout`), or what an
+    /// interrupted `init` or copy leaves (only `oci-layout`, `blobs/` and the private directory),
+    /// so that a typo (`--layout /`) does not turn a directory of other
+    /// files into a layout.
+    ///
+    /// # Errors
+    /// [`Error::NotALayout`] for a directory with other files in it (unless
+    /// forced), for a file, and for an `index.json` without `oci-layout`
+    /// (someone else's file we will not overwrite, even forced); I/O errors.
+    pub fn init_with(root: impl AsRef<Path>, options: &InitOptions) -> Result<Layout> {
         let layout = Layout {
             root: root.as_ref().to_path_buf(),
         };
+        if !layout.oci_layout_path().exists()
+            && !options.force
+            && let Some(foreign) = foreign_entry(&layout.root)?
+        {
+            return Err(layout.not_a_layout(format!(
+                "it is not empty ({foreign:?} is not part of a layout), so init refuses to turn it \
+                 into one; use an empty or new directory (such as {}), or pass --force",
+                layout.root.join("store").display()
+            )));
+        }
         let has_marker = layout.oci_layout_path().exists();
         if has_marker {
             layout.check_marker()?;
@@ -85,6 +112,7 @@ impl Layout {
                 "it has index.json but no oci-layout; refusing to initialize over it".into(),
             ));
         }
+        layout.check_dirs()?;
         durable::create_dir_durable(&layout.blobs_dir(Algorithm::Sha256))?;
         layout.ensure_private()?;
         if !has_marker {
@@ -132,6 +160,34 @@ impl Layout {
             }),
             None => Err(self.not_a_layout("oci-layout has no imageLayoutVersion string".into())),
         }
+    }
+
+    /// Checks the layout's own directories without following anything:
+    /// `blobs/`, `blobs/<alg>/` and the private directory with its `tmp/`
+    /// must each be a real directory where they exist (a missing one is
+    /// created by the first writer). A symlink there would make writers
+    /// publish blobs outside the layout and readers trust what is not in
+    /// it; a file there would make every listing fail. Every command
+    /// opens a layout through this check.
+    ///
+    /// # Errors
+    /// [`Error::LayoutDirectory`] naming the entry and what to do.
+    pub(crate) fn check_dirs(&self) -> Result<()> {
+        const BLOBS: &str = "blobs written through a link would land outside the layout, and \
+             refs would point at nothing; epoch-store never follows links inside a layout. \
+             Replace it with the directory it stands for (or use the layout it points into)";
+        const PRIVATE: &str = "it is epoch-store's private directory (temp files and locks): \
+             remove it (`rm` it if it is a file or link) and epoch-store recreates it";
+        let blobs = self.root.join("blobs");
+        if durable::real_dir(&blobs, BLOBS)? {
+            for alg in Algorithm::ALL {
+                durable::real_dir(&self.blobs_dir(alg), BLOBS)?;
+            }
+        }
+        if durable::real_dir(&self.private_dir(), PRIVATE)? {
+            durable::real_dir(&self.tmp_dir(), PRIVATE)?;
+        }
+        Ok(())
     }
 
     fn not_a_layout(&self, reason: String) -> Error {
@@ -225,10 +281,13 @@ impl Layout {
             return self.describe_blob(&digest);
         }
         validate_ref(spec)?;
-        index.find(spec).cloned().ok_or_else(|| Error::RefNotFound {
-            name: spec.to_string(),
-            path: self.index_path(),
-        })
+        index
+            .find(spec)?
+            .cloned()
+            .ok_or_else(|| Error::RefNotFound {
+                name: spec.to_string(),
+                path: self.index_path(),
+            })
     }
 
     fn describe_blob(&self, digest: &Digest) -> Result<Descriptor> {
@@ -391,6 +450,54 @@ impl Layout {
         let t = md.modified().ctx("stat", self.index_path())?;
         Ok(crate::time::rfc3339(t))
     }
+}
+
+/// Options for [`Layout::init_with`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct InitOptions {
+    /// Make a layout of a directory that holds other files too.
+    pub force: bool,
+}
+
+impl InitOptions {
+    /// Sets [`InitOptions::force`].
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+}
+
+/// The names a layout (or an interrupted init or copy) has at its root.
+const LAYOUT_NAMES: [&str; 4] = ["oci-layout", "index.json", "blobs", PRIVATE_DIR];
+
+/// The first entry of `dir` that is not part of a layout, if any: what
+/// makes it neither empty nor a layout. `None` for an absent directory.
+///
+/// # Errors
+/// [`Error::NotALayout`] if `dir` is a file; I/O errors listing it.
+pub(crate) fn foreign_entry(dir: &Path) -> Result<Option<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+            return Err(Error::NotALayout {
+                path: dir.to_path_buf(),
+                reason: "it is not a directory".into(),
+            });
+        }
+        Err(e) => return Err(Error::io("list directory", dir, e)),
+    };
+    let mut names = Vec::new();
+    for e in entries {
+        let name = e.ctx("list directory", dir)?.file_name();
+        let name = name.to_string_lossy().into_owned();
+        if !LAYOUT_NAMES.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names.into_iter().next())
 }
 
 /// Whether `spec` is meant as a digest rather than a ref name.

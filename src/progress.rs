@@ -10,6 +10,9 @@ pub trait Progress: Sync {
     fn advance(&self, _bytes: u64) {}
     /// The current phase is over.
     fn finish(&self) {}
+    /// The operation is blocked, waiting for `what` (a lock another
+    /// process holds, say); called before the wait begins.
+    fn waiting(&self, _what: &str) {}
 }
 
 /// A [`Progress`] that ignores everything.

@@ -55,6 +55,11 @@ pub struct PackOptions {
     pub description: Option<String>,
     /// v2: zstd level for files of at least [`COMPRESS_MIN`] bytes.
     pub zstd_level: Option<i32>,
+    /// [`pack_dir`] without a `snapshot.json`: read CPU and memory from a
+    /// `config.json` in the directory, which must then be Cloud
+    /// Hypervisor's (default). `false`: `config.json` is packed as a plain
+    /// file and the config records no CPU or memory.
+    pub ch_config: bool,
 }
 
 impl Default for PackOptions {
@@ -64,6 +69,7 @@ impl Default for PackOptions {
             chunk_size: 512 << 20,
             description: None,
             zstd_level: None,
+            ch_config: true,
         }
     }
 }
@@ -89,6 +95,11 @@ impl PackOptions {
         self.description = text;
         self
     }
+    /// Sets [`PackOptions::ch_config`].
+    pub fn ch_config(mut self, read: bool) -> Self {
+        self.ch_config = read;
+        self
+    }
 }
 
 /// One file of a snapshot directory, ready to pack.
@@ -103,13 +114,17 @@ struct DirFile {
 /// Packs a snapshot directory (regular files only, in name order, as cocoon
 /// exports them). A `snapshot.json` there is the envelope, not a file: its
 /// fields go into the config; without one, CPU and memory are read from
-/// Cloud Hypervisor's `config.json` when it is there. Returns the manifest's
+/// Cloud Hypervisor's `config.json` when it is there (unless
+/// [`PackOptions::ch_config`] is off). Each file is opened once, and the
+/// `config.json` parsed is the one stored. Returns the manifest's
 /// descriptor, ready for [`crate::Index::set_ref`].
 ///
 /// # Errors
 /// A name that is not a plain file name, a directory entry that is not a
-/// regular file, a bad chunk size, I/O errors. Nothing references the blobs
-/// written before an error; gc reclaims them.
+/// regular file, a `snapshot.json` that is not cocoon's envelope, a
+/// `config.json` that cannot be read or is not Cloud Hypervisor's (naming
+/// what is wrong), a bad chunk size, I/O errors. Nothing references the
+/// blobs written before an error; gc reclaims them.
 pub fn pack_dir(
     writer: &Writer<'_>,
     dir: &Path,
@@ -117,7 +132,7 @@ pub fn pack_dir(
     progress: &dyn Progress,
 ) -> Result<Descriptor> {
     options.check()?;
-    let (files, config) = read_dir(dir)?;
+    let (files, config) = read_dir(dir, options.ch_config)?;
     let sources: Vec<FileSource<'_>> = files
         .iter()
         .map(|f| FileSource {
@@ -337,7 +352,7 @@ pub(crate) fn write_snapshot_manifest(
     crate::artifact::write_manifest(writer, artifact_type, &config_desc, &layers, &annotations)
 }
 
-fn read_dir(dir: &Path) -> Result<(Vec<DirFile>, SnapshotConfig)> {
+fn read_dir(dir: &Path, ch_config: bool) -> Result<(Vec<DirFile>, SnapshotConfig)> {
     let mut names = Vec::new();
     for e in fs::read_dir(dir).ctx("list directory", dir)? {
         let e = e.ctx("list directory", dir)?;
@@ -347,20 +362,15 @@ fn read_dir(dir: &Path) -> Result<(Vec<DirFile>, SnapshotConfig)> {
         names.push(name);
     }
     names.sort();
-    let mut config = SnapshotConfig::default();
+    let mut envelope = None;
     let mut files = Vec::new();
     for name in names {
         validate_file_name(&name)?;
         let path = dir.join(&name);
-        let md = fs::symlink_metadata(&path).ctx("stat", &path)?;
-        if !md.is_file() {
-            return Err(Error::NotRegularFile {
-                path,
-                kind: crate::durable::kind_name(&md),
-            });
-        }
+        let (file, md) = crate::durable::open_regular(&path)?;
         if name == SNAPSHOT_JSON {
-            let raw = crate::durable::read_capped(
+            let raw = read_whole(
+                &file,
                 &path,
                 crate::cocoon_tar::ENVELOPE_LIMIT,
                 SNAPSHOT_JSON,
@@ -370,10 +380,9 @@ fn read_dir(dir: &Path) -> Result<(Vec<DirFile>, SnapshotConfig)> {
                     what: path.display().to_string(),
                     reason: e.to_string(),
                 })?;
-            config = env.config.to_snapshot_config();
+            envelope = Some(env.config.to_snapshot_config());
             continue;
         }
-        let file = File::open(&path).ctx("open", &path)?;
         let map = SparseMap::of_file(&file).ctx("find data extents of", &path)?;
         files.push(DirFile {
             name,
@@ -383,31 +392,113 @@ fn read_dir(dir: &Path) -> Result<(Vec<DirFile>, SnapshotConfig)> {
             mode: md.permissions().mode() & 0o7777,
         });
     }
-    if config.cpu == 0 && config.memory == 0 {
-        vm_fields_from_ch_config(dir, &mut config);
-    }
+    let config = match envelope {
+        Some(config) => config,
+        None => {
+            let mut config = SnapshotConfig::default();
+            let ch = files.iter().find(|f| f.name == CH_CONFIG);
+            if let (true, Some(f)) = (ch_config, ch) {
+                vm_fields_from_ch_config(f, &mut config)?;
+            }
+            config
+        }
+    };
     Ok((files, config))
 }
 
-/// Best effort: Cloud Hypervisor's `config.json` has `cpus.boot_vcpus` and
-/// `memory.size`. A file that is not such JSON leaves the fields empty.
-fn vm_fields_from_ch_config(dir: &Path, config: &mut SnapshotConfig) {
-    let Ok(raw) = crate::durable::read_capped(&dir.join("config.json"), 16 << 20, "config.json")
-    else {
-        return;
-    };
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&raw) else {
-        return;
-    };
-    if let Some(cpu) = v.pointer("/cpus/boot_vcpus").and_then(|x| x.as_i64()) {
-        config.cpu = cpu;
+/// Cloud Hypervisor's VM config in a snapshot directory.
+const CH_CONFIG: &str = "config.json";
+
+/// Largest `config.json` read as Cloud Hypervisor's (theirs are a few KiB).
+const CH_CONFIG_LIMIT: u64 = 16 << 20;
+
+/// Reads a whole (small) file from an open descriptor, refusing one over `limit`.
+fn read_whole(file: &File, path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .ctx("read", path)?;
+    if buf.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            what: format!("{what} ({})", path.display()),
+            size: buf.len() as u64,
+            limit,
+        });
     }
-    if let Some(mem) = v.pointer("/memory/size").and_then(|x| x.as_i64()) {
-        config.memory = mem;
+    Ok(buf)
+}
+
+/// CPU and memory from Cloud Hypervisor's `config.json` (`cpus.boot_vcpus`,
+/// `memory.size`), read from the descriptor the file is stored from. A file
+/// that cannot be read or is not such a config is an error that says what
+/// is wrong: a snapshot must not be published with 0 vCPUs and 0 B memory
+/// because its config went unread.
+fn vm_fields_from_ch_config(f: &DirFile, config: &mut SnapshotConfig) -> Result<()> {
+    let not_ch = |reason: String| Error::InvalidDocument {
+        what: f.path.display().to_string(),
+        reason: format!(
+            "{reason}; it is not a Cloud Hypervisor config, so the snapshot's CPU and memory \
+             are unknown. If this config.json is not Cloud Hypervisor's, pack with \
+             --no-ch-config (it is then stored as a plain file), or add a snapshot.json"
+        ),
+    };
+    // The stored bytes are read through the same descriptor later; read
+    // from offset 0 without moving it.
+    let mut raw = vec![0u8; f.map.logical_size().min(CH_CONFIG_LIMIT + 1) as usize];
+    let n = read_at_full(&f.file, &mut raw).ctx("read", &f.path)?;
+    raw.truncate(n);
+    if raw.len() as u64 > CH_CONFIG_LIMIT {
+        return Err(not_ch(format!("it is over {} MiB", CH_CONFIG_LIMIT >> 20)));
     }
+    let v: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|e| not_ch(format!("it is not JSON ({e})")))?;
+    let field = |pointer: &str, min: i64| -> Result<i64> {
+        match v.pointer(pointer) {
+            Some(x) => x.as_i64().filter(|&n| n >= min).ok_or_else(|| {
+                not_ch(format!(
+                    "{pointer} is {x}, not an integer of at least {min}"
+                ))
+            }),
+            None => Err(not_ch(format!("it has no {pointer}"))),
+        }
+    };
+    config.cpu = field("/cpus/boot_vcpus", 1)?;
+    // Guest memory is `memory.size` plus any `memory.zones[].size`.
+    let mut memory = field("/memory/size", 0)?;
+    if let Some(zones) = v.pointer("/memory/zones").and_then(|z| z.as_array()) {
+        for i in 0..zones.len() {
+            memory = memory
+                .checked_add(field(&format!("/memory/zones/{i}/size"), 1)?)
+                .ok_or_else(|| not_ch("its memory sizes overflow".into()))?;
+        }
+    }
+    if memory == 0 {
+        return Err(not_ch(
+            "its memory.size is 0 and it has no memory.zones".into(),
+        ));
+    }
+    config.memory = memory;
     if config.hypervisor.is_empty() {
         config.hypervisor = "cloud-hypervisor".into();
     }
+    Ok(())
+}
+
+/// Fills `buf` from offset 0 of `file` (less at end of file); returns the
+/// bytes read.
+fn read_at_full(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// A snapshot's config and which blobs make each file, read and checked.
@@ -593,7 +684,10 @@ fn frame_content_size(layout: &Layout, blob: &Descriptor) -> Option<u64> {
 
 /// Restores a snapshot's files into `dir` (created if absent): every byte
 /// verified, holes restored, modes set, each file fsynced and renamed into
-/// place. Existing files are refused unless `force`.
+/// place. Existing files are refused unless `force`. Resumable: a rerun
+/// after a kill or an error completes it without `force`, restoring every
+/// file again and removing what the failed run left (see
+/// [`crate::unpack::MARKER`]).
 ///
 /// # Errors
 /// As [`plan`] and [`restore_file`].
@@ -604,29 +698,25 @@ pub fn unpack(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<Vec<PathBuf>> {
+    layout.whole_graph(
+        std::slice::from_ref(manifest),
+        &format!("cannot unpack snapshot {}", manifest.digest),
+    )?;
     let plan = plan(layout, manifest)?;
-    crate::durable::create_dir_durable(dir)?;
-    if !force
-        && let Some(f) = plan
-            .files
-            .iter()
-            .find(|f| fs::symlink_metadata(dir.join(&f.name)).is_ok())
-    {
-        return Err(Error::InvalidArgument(format!(
-            "{} already exists; unpack into an empty directory or pass --force",
-            dir.join(&f.name).display()
-        )));
-    }
+    let names: Vec<&str> = plan.files.iter().map(|f| f.name.as_str()).collect();
+    let session = crate::unpack::Session::begin(dir, &manifest.digest, &names, force)?;
     progress.begin(
         "unpacking",
         plan.files.iter().map(|f| f.map.stored_len()).sum(),
     );
     let mut out = Vec::new();
     for f in &plan.files {
+        let replace = session.may_replace(&f.name);
         out.push(restore_file(
-            layout, dir, &f.name, &f.map, &f.chunks, f.mode, force, progress,
+            layout, dir, &f.name, &f.map, &f.chunks, f.mode, replace, progress,
         )?);
     }
     progress.finish();
+    session.finish()?;
     Ok(out)
 }

@@ -83,29 +83,65 @@ impl Layout {
     ///
     /// # Errors
     /// A ref or digest that is not there; an unreadable `index.json`.
+    /// Every root's ref name must be valid and unambiguous: a name that
+    /// breaks the grammar is refused (naming its entry) rather than carried
+    /// to a medium whose readers would refuse it, or silently dropped
+    /// (which would leave its blobs to the other side's gc).
+    ///
+    /// # Errors
+    /// A ref or digest that is not there; an entry whose ref name is
+    /// invalid or ambiguous; an unreadable `index.json`.
     pub fn roots(&self, specs: &[String]) -> Result<Vec<Root>> {
         let index = self.read_index()?;
-        if specs.is_empty() {
-            return Ok(index
+        let roots: Vec<Root> = if specs.is_empty() {
+            index
                 .entries()
                 .iter()
                 .map(|d| Root {
                     name: d.ref_name().map(str::to_string),
                     descriptor: d.clone(),
                 })
-                .collect());
-        }
-        specs
-            .iter()
-            .map(|s| {
-                let d = self.resolve_in(&index, s)?;
-                Ok(Root {
-                    name: d.ref_name().map(str::to_string),
-                    descriptor: d,
+                .collect()
+        } else {
+            specs
+                .iter()
+                .map(|s| {
+                    let d = self.resolve_in(&index, s)?;
+                    Ok(Root {
+                        name: d.ref_name().map(str::to_string),
+                        descriptor: d,
+                    })
                 })
-            })
-            .collect()
+                .collect::<Result<_>>()?
+        };
+        for root in &roots {
+            if let Some(name) = &root.name {
+                check_entry_name(name, &root.descriptor)?;
+                index.find(name)?;
+            }
+        }
+        Ok(roots)
     }
+}
+
+/// Refuses an `index.json` entry whose ref name breaks the grammar, saying
+/// how to rename it.
+pub(crate) fn check_entry_name(name: &str, entry: &Descriptor) -> Result<()> {
+    crate::refname::validate_ref(name).map_err(|e| {
+        let reason = match e {
+            Error::InvalidRef { reason, .. } => reason,
+            e => e.to_string(),
+        };
+        Error::InvalidArgument(format!(
+            "the index.json entry for {} has the ref name {name:?}, which is not a valid ref \
+             name ({reason}); other tools would refuse it, so it is not carried. Give it a valid \
+             name (`epoch-store tag {} NEWREF`), remove this one (`epoch-store untag {}`), and \
+             run the command again",
+            entry.digest,
+            entry.digest,
+            crate::text::shell_quote(name)
+        ))
+    })
 }
 
 /// Plans copying `roots` of `src` into the layout at `dest` (created by
@@ -120,24 +156,19 @@ pub fn plan(src: &Layout, roots: Vec<Root>, dest: &Path, force: bool) -> Result<
     let dest_layout = open_dest(dest)?;
     let medium = media::probe(dest).ctx("statfs", dest)?;
     let descriptors: Vec<Descriptor> = roots.iter().map(|r| r.descriptor.clone()).collect();
-    let mut graph = Graph::walk(src, &descriptors);
-    if let Some((desc, e)) = graph.failures.pop() {
-        return Err(Error::InvalidArgument(format!(
-            "the source cannot be copied: {} cannot be read: {e}; run `epoch-store verify` on it",
-            desc.digest
-        )));
-    }
+    let graph = src.whole_graph(&descriptors, "the source cannot be copied")?;
     let titles = titles(&graph, &roots);
-    let mut sizes: BTreeMap<Digest, u64> = BTreeMap::new();
-    for e in &graph.edges {
-        sizes.insert(e.digest.clone(), e.size);
-    }
+    let sizes: BTreeMap<Digest, u64> = graph
+        .blobs()
+        .into_iter()
+        .map(|(d, size)| (d.clone(), size))
+        .collect();
     let mut replaced = Vec::new();
     if let Some(d) = &dest_layout {
         let index = d.read_index()?;
         for r in &roots {
             let Some(name) = &r.name else { continue };
-            match index.find(name) {
+            match index.find(name)? {
                 Some(there) if there.digest != r.descriptor.digest => {
                     if !force {
                         return Err(Error::InvalidArgument(format!(
@@ -200,22 +231,13 @@ fn open_dest(dest: &Path) -> Result<Option<Layout>> {
                 return Layout::open(dest).map(Some);
             }
             // Empty, or a layout whose creation was interrupted (a killed
-            // copy): `Layout::init` completes it.
-            let mut names = Vec::new();
-            for e in fs::read_dir(dest).ctx("list", dest)? {
-                names.push(e.ctx("list", dest)?.file_name());
-            }
-            let layout_shaped = names.iter().all(|n| {
-                ["blobs", "oci-layout", crate::layout::PRIVATE_DIR]
-                    .contains(&n.to_str().unwrap_or(""))
-            });
-            if layout_shaped {
-                Ok(None)
-            } else {
-                Err(Error::InvalidArgument(format!(
+            // copy): `Layout::init` completes it; the same rule as `init`.
+            match crate::layout::foreign_entry(dest)? {
+                None if !dest.join("index.json").exists() => Ok(None),
+                _ => Err(Error::InvalidArgument(format!(
                     "{} is not an OCI image layout and not empty; copy into a layout, an empty directory or a new path",
                     dest.display()
-                )))
+                ))),
             }
         }
     }
@@ -356,7 +378,7 @@ pub fn execute(src: &Layout, plan: &CopyPlan, progress: &dyn Progress) -> Result
         for r in &plan.roots {
             match &r.name {
                 Some(name) => {
-                    if let Some(there) = index.find(name)
+                    if let Some(there) = index.find(name)?
                         && there.digest != r.descriptor.digest
                         && !plan.replaced.contains(name)
                     {

@@ -20,6 +20,14 @@ use crate::model::Descriptor;
 use crate::progress::Progress;
 use crate::sparse::SparseMap;
 
+mod session;
+
+pub use session::MARKER;
+pub(crate) use session::Session;
+
+/// Random characters in a temp file's name (`.NAME.XXXXXX.part`).
+const TEMP_RANDOM_LEN: usize = 6;
+
 /// Bytes copied from a blob to the file at a time.
 const COPY_BUF: usize = 1 << 20;
 
@@ -114,6 +122,7 @@ pub fn restore_file(
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".part")
+        .rand_bytes(TEMP_RANDOM_LEN)
         .tempfile_in(dir)
         .ctx("create temp file in", dir)?;
     let file = tmp.as_file();

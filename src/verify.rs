@@ -55,6 +55,11 @@ pub enum FindingKind {
     BadBlobName,
     /// A blob could not be read.
     Unreadable,
+    /// An `index.json` entry's ref name breaks the ref grammar (control
+    /// characters, bidi controls, empty, ...): other tools refuse it.
+    BadRefName,
+    /// Two `index.json` entries carry one ref name for different manifests.
+    AmbiguousRef,
     /// Information: a directory under `blobs/` for an unsupported algorithm.
     UnknownAlgorithm,
 }
@@ -128,7 +133,10 @@ impl Layout {
     pub fn verify(&self, options: &VerifyOptions, progress: &dyn Progress) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         let roots: Vec<Descriptor> = match self.read_index() {
-            Ok(index) if options.refs.is_empty() => index.entries().to_vec(),
+            Ok(index) if options.refs.is_empty() => {
+                check_ref_names(&index, &mut report);
+                index.entries().to_vec()
+            }
             Ok(index) => options
                 .refs
                 .iter()
@@ -230,7 +238,12 @@ impl<'a> Check<'a> {
     fn references(&mut self) {
         for edge in &self.graph.edges {
             if let Some(why) = &edge.bad_data {
-                let msg = format!("{}: {why}", origin(edge.parent.as_ref()));
+                let msg = format!(
+                    "{} describes this blob with an embedded `data` field that does not match \
+                     it ({why}); the document is broken or crafted, not the blob: re-create the \
+                     artifact or untag what reaches that document",
+                    origin(edge.parent.as_ref())
+                );
                 self.report
                     .problem(FindingKind::BadDataField, &edge.digest, msg);
             }
@@ -352,6 +365,47 @@ impl<'a> Check<'a> {
                 self.report.unreferenced_bytes += size;
             }
         }
+    }
+}
+
+/// Ref names that break the grammar, and names given to two manifests.
+fn check_ref_names(index: &crate::Index, report: &mut VerifyReport) {
+    for (i, entry) in index.entries().iter().enumerate() {
+        let Some(name) = entry.ref_name() else {
+            continue;
+        };
+        if let Err(e) = crate::refname::validate_ref(name) {
+            let reason = match e {
+                Error::InvalidRef { reason, .. } => reason,
+                e => e.to_string(),
+            };
+            report.problem(
+                FindingKind::BadRefName,
+                format!("index.json manifests[{i}]"),
+                format!(
+                    "its ref name {name:?} ({}) is not a valid ref name: {reason}; other tools \
+                     refuse it and epoch-store will not copy or export it. Give it a valid name \
+                     (`epoch-store tag {} NEWREF`), then remove this one (`epoch-store untag {}`)",
+                    entry.digest,
+                    entry.digest,
+                    crate::text::shell_quote(name)
+                ),
+            );
+        }
+    }
+    for (name, digests) in index.ambiguous_refs() {
+        let list: Vec<String> = digests.iter().map(|d| d.to_string()).collect();
+        report.problem(
+            FindingKind::AmbiguousRef,
+            format!("ref {name:?}"),
+            format!(
+                "index.json has it for {} different manifests ({}); tools pick either. Keep the \
+                 right one with `epoch-store tag DIGEST {}`",
+                digests.len(),
+                list.join(", "),
+                crate::text::shell_quote(name)
+            ),
+        );
     }
 }
 

@@ -249,6 +249,40 @@ impl<'a> Writer<'a> {
         Ok(out)
     }
 
+    /// Points `new_ref` at what `src` (a ref or digest) names, under the
+    /// index lock: the target must be a manifest or index whose whole graph
+    /// is in the layout and intact as far as can be seen without hashing
+    /// every blob (documents verified, `data` fields, sizes; see
+    /// `verify`), so that a tag never points at something incomplete (a
+    /// young manifest whose layers an earlier gc removed, say). Moving a
+    /// tag replaces its entry. Returns the entry as tagged.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRef`] for `new_ref`; `src` not found or ambiguous; a
+    /// plain blob; [`Error::IncompleteGraph`]; I/O errors.
+    pub fn tag(&self, src: &str, new_ref: &str) -> Result<Descriptor> {
+        crate::refname::validate_ref(new_ref)?;
+        let layout = self.layout;
+        self.update_index(|index| {
+            let mut target = layout.resolve_in(index, src)?;
+            if !crate::model::media_type::is_document(&target.media_type) {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is a {} blob, not a manifest or index; only manifests can be tagged",
+                    target.digest, target.media_type
+                )));
+            }
+            layout.whole_graph(
+                std::slice::from_ref(&target),
+                &format!("cannot tag {} as {new_ref}", target.digest),
+            )?;
+            target
+                .annotations
+                .remove(crate::model::annotation::REF_NAME);
+            index.set_ref(new_ref, &target);
+            Ok(target)
+        })
+    }
+
     fn mark_dirty(&self, alg: Algorithm) {
         self.dirty.lock().expect("poisoned").insert(alg);
     }

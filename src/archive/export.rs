@@ -1,8 +1,6 @@
 //! Export: refs and everything they reach as one tar (see the
 //! [module docs](super)).
 
-use std::collections::HashMap;
-use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -12,7 +10,6 @@ use tar::{EntryType, Header};
 use crate::digest::{Algorithm, Digest};
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
-use crate::graph::Graph;
 use crate::layout::{LAYOUT_VERSION, Layout, looks_like_digest};
 use crate::model::{Descriptor, annotation, media_type};
 use crate::progress::Progress;
@@ -111,6 +108,7 @@ impl ArchivePlan {
                 }
             } else {
                 validate_ref(spec)?;
+                index.find(spec)?;
                 let i = entries
                     .iter()
                     .position(|d| d.ref_name() == Some(spec))
@@ -130,57 +128,12 @@ impl ArchivePlan {
     }
 
     fn collect_blobs(&mut self, layout: &Layout) -> Result<()> {
-        let graph = Graph::walk(layout, &self.roots);
-        if let Some((_, e)) = graph.failures.into_iter().next() {
-            return Err(e);
-        }
-        let mut sizes: HashMap<Digest, u64> = HashMap::new();
-        for edge in graph.edges {
-            match sizes.get(&edge.digest) {
-                Some(&size) if size != edge.size => {
-                    return Err(Error::InvalidDocument {
-                        what: format!("blob {}", edge.digest),
-                        reason: format!(
-                            "it is described with two sizes, {size} and {}; run `epoch-store \
-                             verify` to see which descriptor is wrong",
-                            edge.size
-                        ),
-                    });
-                }
-                Some(_) => {}
-                None => {
-                    sizes.insert(edge.digest.clone(), edge.size);
-                    self.blobs
-                        .push(Descriptor::new(media_type::GENERIC, edge.digest, edge.size));
-                }
-            }
-        }
-        for blob in &self.blobs {
-            let path = layout.blob_path(&blob.digest);
-            let md = match fs::symlink_metadata(&path) {
-                Ok(md) => md,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(Error::BlobNotFound {
-                        digest: blob.digest.clone(),
-                        path,
-                    });
-                }
-                Err(e) => return Err(Error::io("stat", path, e)),
-            };
-            if !md.is_file() {
-                return Err(Error::NotRegularFile {
-                    path,
-                    kind: durable::kind_name(&md),
-                });
-            }
-            if md.len() != blob.size {
-                return Err(Error::SizeMismatch {
-                    digest: blob.digest.clone(),
-                    expected: blob.size,
-                    found: md.len(),
-                });
-            }
-        }
+        let graph = layout.whole_graph(&self.roots, "cannot export")?;
+        self.blobs = graph
+            .blobs()
+            .into_iter()
+            .map(|(digest, size)| Descriptor::new(media_type::GENERIC, digest.clone(), size))
+            .collect();
         Ok(())
     }
 

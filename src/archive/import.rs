@@ -10,7 +10,7 @@ use super::{ARCHIVE, OCI_LAYOUT_LIMIT};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::graph::Graph;
+use crate::graph::{Edge, Flaw, Graph};
 use crate::index::Index;
 use crate::layout::{INDEX_LIMIT, LAYOUT_VERSION, Layout};
 use crate::model::{Descriptor, media_type};
@@ -246,7 +246,7 @@ fn plan_refs(
     for entry in archive.entries() {
         let name = entry.ref_name().map(str::to_string);
         let change = match &name {
-            Some(name) => match ours.find(name) {
+            Some(name) => match ours.find(name)? {
                 Some(d) if d.digest == entry.digest => RefChange::Unchanged,
                 Some(d) if !options.force => {
                     return Err(Error::InvalidArgument(format!(
@@ -288,63 +288,31 @@ fn plan_refs(
     Ok(out)
 }
 
-/// Checks that everything the entries reach is in our layout: documents
-/// verified and parsed, other blobs present as regular files of the right
-/// size.
+/// Checks that everything the entries reach is in our layout and whole, as
+/// every command that tags a graph checks it ([`Graph::flaw`]): documents
+/// verified and parsed, `data` fields right, other blobs present as regular
+/// files of the right size.
 fn check_complete(layout: &Layout, roots: &[Descriptor]) -> Result<()> {
-    let missing = |digest: &Digest, parent: Option<&Digest>| {
-        let from = parent.map_or_else(
-            || "the archive's index.json".to_string(),
-            |p| format!("document {p}"),
-        );
-        Error::InvalidDocument {
-            what: ARCHIVE.to_string(),
-            reason: format!(
-                "blob {digest}, referenced by {from}, is neither in the archive nor in this \
-                 layout; the archive is incomplete"
-            ),
-        }
-    };
     let graph = Graph::walk(layout, roots);
-    if let Some((desc, e)) = graph.failures.into_iter().next() {
-        if let Error::BlobNotFound { digest, .. } = &e {
-            let parent = graph
-                .edges
-                .iter()
-                .find(|edge| edge.digest == desc.digest)
-                .and_then(|edge| edge.parent.as_ref());
-            return Err(missing(digest, parent));
+    let missing = |edge: &Edge| Error::InvalidDocument {
+        what: ARCHIVE.to_string(),
+        reason: format!(
+            "blob {}, referenced by {}, is neither in the archive nor in this layout; the \
+             archive is incomplete",
+            edge.digest,
+            crate::graph::origin(edge).replace("index.json", "the archive's index.json")
+        ),
+    };
+    match graph.flaw(layout)? {
+        None => Ok(()),
+        Some(Flaw::Missing(edge) | Flaw::Document(edge, Error::BlobNotFound { .. })) => {
+            Err(missing(edge))
         }
-        return Err(e);
+        Some(flaw) => Err(Error::IncompleteGraph {
+            what: format!("the {ARCHIVE} cannot be imported"),
+            reason: flaw.to_string(),
+        }),
     }
-    let mut seen = HashSet::new();
-    for edge in &graph.edges {
-        if graph.documents.contains_key(&edge.digest) || !seen.insert(&edge.digest) {
-            continue;
-        }
-        let path = layout.blob_path(&edge.digest);
-        let md = match fs::symlink_metadata(&path) {
-            Ok(md) => md,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(missing(&edge.digest, edge.parent.as_ref()));
-            }
-            Err(e) => return Err(Error::io("stat", path, e)),
-        };
-        if !md.is_file() {
-            return Err(Error::NotRegularFile {
-                path,
-                kind: durable::kind_name(&md),
-            });
-        }
-        if md.len() != edge.size {
-            return Err(Error::SizeMismatch {
-                digest: edge.digest.clone(),
-                expected: edge.size,
-                found: md.len(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Stores one blob member, published only if it hashes to `digest`.

@@ -26,6 +26,9 @@ pub(super) struct Candidate<'a> {
 pub(super) enum Outcome {
     /// Younger than the grace period: kept. Its size.
     Young(u64),
+    /// Modified in the future (a wrong clock): its age is unknown, kept.
+    /// Its size.
+    Future(u64),
     /// Old enough to go (and not removed: a dry run). Its size.
     Garbage(u64),
     /// Removed. Its size.
@@ -82,6 +85,11 @@ fn judge(file: &BlobFile, cutoff: SystemTime, remove: bool) -> Result<Outcome> {
         }
         Err(e) => return Err(e),
     };
+    // Taken after the stat: the kernel stamps files with a coarse clock that
+    // never runs ahead of this one, so only a wrong clock makes this true.
+    if modified > SystemTime::now() {
+        return Ok(Outcome::Future(size));
+    }
     if modified > cutoff {
         return Ok(Outcome::Young(size));
     }

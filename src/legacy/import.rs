@@ -68,7 +68,7 @@ pub fn import_legacy(
         };
         let force = options.force;
         let clash = writer.update_index(|index| {
-            if let Some(old) = index.find(&ref_name)
+            if let Some(old) = index.find(&ref_name)?
                 && old.digest != manifest.digest
                 && !force
             {
@@ -162,7 +162,7 @@ enum Existing {
 
 fn existing(layout: &Layout, ref_name: &str, m: &LegacyManifest) -> Result<Existing> {
     let index = layout.read_index()?;
-    let Some(desc) = index.find(ref_name) else {
+    let Some(desc) = index.find(ref_name)? else {
         return Ok(Existing::None);
     };
     let same = crate::snapshot::plan(layout, desc).is_ok_and(|p| {

@@ -1,7 +1,6 @@
 //! Joining an OS image's disk layers back into one file, as cocoon-common's
 //! `cloudimg` does.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::title;
@@ -10,7 +9,7 @@ use crate::layout::Layout;
 use crate::model::{Descriptor, Kind, classify, is_disk_media_type, media_type as mt};
 use crate::progress::Progress;
 use crate::sparse::SparseMap;
-use crate::unpack::{ChunkRef, restore_file, validate_file_name};
+use crate::unpack::{ChunkRef, Session, restore_file, validate_file_name};
 
 /// An OS image's disk layers in joining order and the file they make.
 #[derive(Clone, Debug)]
@@ -99,15 +98,12 @@ pub fn unpack_image(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<PathBuf> {
+    layout.whole_graph(
+        std::slice::from_ref(manifest),
+        &format!("cannot unpack OS image {}", manifest.digest),
+    )?;
     let plan = plan_image(layout, manifest)?;
-    let dest = dir.join(&plan.name);
-    if !force && fs::symlink_metadata(&dest).is_ok() {
-        return Err(Error::InvalidArgument(format!(
-            "{} already exists; remove it, unpack elsewhere or pass --force",
-            dest.display()
-        )));
-    }
-    crate::durable::create_dir_durable(dir)?;
+    let session = Session::begin(dir, &manifest.digest, &[plan.name.as_str()], force)?;
     let chunks: Vec<ChunkRef> = plan.parts.iter().cloned().map(ChunkRef::raw).collect();
     progress.begin("unpacking", plan.size);
     let out = restore_file(
@@ -117,9 +113,10 @@ pub fn unpack_image(
         &SparseMap::dense(plan.size),
         &chunks,
         0o644,
-        force,
+        session.may_replace(&plan.name),
         progress,
     )?;
     progress.finish();
+    session.finish()?;
     Ok(out)
 }

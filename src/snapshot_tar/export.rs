@@ -49,6 +49,10 @@ pub fn export_tar_as<W: Write>(
     writer: W,
     progress: &dyn Progress,
 ) -> Result<W> {
+    layout.whole_graph(
+        std::slice::from_ref(manifest),
+        &format!("cannot export snapshot {}", manifest.digest),
+    )?;
     let plan = plan(layout, manifest)?;
     for f in &plan.files {
         let decoded: u64 = f.chunks.iter().map(|c| c.decoded_len).sum();

@@ -1,6 +1,7 @@
 //! The `epoch-store` command: parses arguments, calls the library, prints.
 
 mod commands;
+mod duration;
 mod input;
 mod output;
 mod progress;
@@ -86,13 +87,23 @@ impl Ctx {
         Ok(epoch_store::Layout::open(&self.layout_dir)?)
     }
 
-    /// Prints a human line on stdout unless `--quiet` or `--json`.
+    /// Chatter: a confirmation or note on stdout, unless `--quiet` or
+    /// `--json`.
     pub fn say(&self, line: impl std::fmt::Display) -> std::io::Result<()> {
         if self.quiet || self.json {
             return Ok(());
         }
-        use std::io::Write;
-        writeln!(std::io::stdout().lock(), "{line}")
+        output::line(line)
+    }
+
+    /// The answer to what was asked (the rows of `ls`, what a dry run
+    /// would do, ...) on stdout: `-q` silences chatter, never the answer;
+    /// with `--json` the command prints JSON instead.
+    pub fn answer(&self, line: impl std::fmt::Display) -> std::io::Result<()> {
+        if self.json {
+            return Ok(());
+        }
+        output::line(line)
     }
 }
 
@@ -133,9 +144,16 @@ fn main() -> ExitCode {
             } else {
                 ""
             };
-            output::warn(format_args!("epoch-store: error: {what}{e}"));
+            let mut said = format!("{what}{e}");
+            output::warn(format_args!("epoch-store: error: {said}"));
+            // Messages often include their cause already (an I/O error's
+            // text ends with the OS error): print only what is new.
             for cause in e.chain().skip(1) {
-                output::warn(format_args!("  caused by: {cause}"));
+                let cause = cause.to_string();
+                if !said.contains(&cause) {
+                    output::warn(format_args!("  caused by: {cause}"));
+                    said.push_str(&cause);
+                }
             }
             ExitCode::from(EXIT_ERROR)
         }

@@ -1,6 +1,6 @@
 //! Progress bars on stderr, shown only when stderr is a terminal.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
 /// An indicatif bar behind the library's [`epoch_store::Progress`].
 pub struct Bar {
@@ -15,7 +15,8 @@ impl Bar {
         } else {
             ProgressDrawTarget::stderr()
         };
-        let bar = ProgressBar::with_draw_target(None, target);
+        // A bar that was never begun (gc that only waited) leaves nothing.
+        let bar = ProgressBar::with_draw_target(None, target).with_finish(ProgressFinish::AndClear);
         Bar { bar }
     }
 
@@ -54,5 +55,13 @@ impl epoch_store::Progress for Bar {
 
     fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+
+    /// Said on the terminal only (where the bar would be drawn): a script
+    /// does not need to be told that a lock is busy.
+    fn waiting(&self, what: &str) {
+        if !self.bar.is_hidden() {
+            crate::output::warn(format_args!("epoch-store: {what}"));
+        }
     }
 }

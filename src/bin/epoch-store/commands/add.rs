@@ -127,5 +127,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         duration(elapsed),
         rate(total, elapsed)
     ))?;
+    if ctx.quiet && args.ref_name.is_none() {
+        // The digest is the only handle on an untagged root: it is the answer.
+        ctx.answer(&manifest.digest)?;
+    }
     Ok(EXIT_OK)
 }

@@ -113,7 +113,7 @@ fn report_plan(ctx: &Ctx, plan: &CopyPlan) -> anyhow::Result<()> {
         || "free space not reported".to_string(),
         |f| format!("{} free", size(f)),
     );
-    ctx.say(format_args!(
+    ctx.answer(format_args!(
         "Would copy {} to {} ({}{}, {}): {} blobs, {}; {} blobs ({}) already there{}",
         refs.join(", "),
         plan.dest.display(),

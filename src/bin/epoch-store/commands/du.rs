@@ -1,8 +1,7 @@
 //! `epoch-store du`.
 
-use std::io::Write;
-
 use epoch_store::du::disk_usage;
+use epoch_store::text::escape;
 
 use crate::output::{size, warn};
 use crate::{Ctx, EXIT_OK, EXIT_PROBLEMS};
@@ -56,53 +55,39 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         crate::output::json(&report)?;
         return Ok(code);
     }
-    if ctx.quiet {
-        return Ok(code);
-    }
-    let names: Vec<String> = report
+    let header = ["REF", "STORED", "UNIQUE", "SHARED", "DIGEST"].map(String::from);
+    let cells: Vec<[String; 5]> = report
         .rows
         .iter()
         .map(|r| {
-            let mut n = r.refs.clone();
+            let mut n: Vec<String> = r.refs.iter().map(|n| escape(n).into_owned()).collect();
             n.extend((0..r.untagged).map(|_| "<untagged>".to_string()));
-            n.join(", ")
+            [
+                n.join(", "),
+                size(r.stored),
+                size(r.unique),
+                size(r.shared),
+                r.digest.to_string(),
+            ]
         })
         .collect();
-    let width = names.iter().map(String::len).max().unwrap_or(3).max(3);
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<width$}  {:>10}  {:>10}  {:>10}  DIGEST",
-        "REF", "STORED", "UNIQUE", "SHARED"
-    )?;
-    for (r, name) in report.rows.iter().zip(&names) {
-        writeln!(
-            out,
-            "{:<width$}  {:>10}  {:>10}  {:>10}  {}",
-            name,
-            size(r.stored),
-            size(r.unique),
-            size(r.shared),
-            r.digest
-        )?;
+    let lines = crate::output::table(&header, &cells, &[false, true, true, true, false]);
+    ctx.answer(&lines[0])?;
+    for (r, line) in report.rows.iter().zip(&lines[1..]) {
+        ctx.answer(line)?;
         if r.missing_blobs > 0 {
-            writeln!(
-                out,
+            ctx.answer(format_args!(
                 "  {} referenced blob{} missing (not counted); run `epoch-store verify`",
                 r.missing_blobs,
                 if r.missing_blobs == 1 { " is" } else { "s are" }
-            )?;
+            ))?;
         }
     }
     if report.rows.iter().any(|r| r.refs.len() + r.untagged > 1) {
-        writeln!(
-            out,
-            "A row with several refs is one manifest: UNIQUE is freed only once all of them are untagged."
-        )?;
+        ctx.answer(format_args!("A row with several refs is one manifest: UNIQUE is freed only once all of them are untagged."
+        ))?;
     }
-    writeln!(
-        out,
-        "Layout: {} in {} blobs; reachable {} in {}; unreferenced {} in {} (gc --grace 0s would free it now){}",
+    ctx.answer(format_args!("Layout: {} in {} blobs; reachable {} in {}; unreferenced {} in {} (gc --grace 0s would free it now){}",
         size(report.layout_bytes),
         report.layout_blobs,
         size(report.reachable_bytes),
@@ -118,6 +103,6 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         } else {
             String::new()
         }
-    )?;
+    ))?;
     Ok(code)
 }

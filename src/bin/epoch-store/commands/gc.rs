@@ -15,19 +15,19 @@ use crate::{Ctx, EXIT_OK};
 /// delete anything while a reachable manifest is missing or damaged.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  epoch-store gc --dry-run\n  epoch-store gc --grace 0s   # nothing else is writing"
+    after_help = "Examples:\n  epoch-store gc --dry-run\n  epoch-store gc --grace 0s   # nothing else is writing\n  \
+    epoch-store gc --grace 7d\n\n\
+    Units: s, m, h, d, w (also sec, min, hour, day, week); `1h30m` and `1h 30m` work.\n\
+    While an epoch-store writer runs, gc waits for it (and says so on a terminal)."
 )]
 pub struct Args {
-    /// Only say what would be removed.
+    /// Only say what would be removed (takes no lock, changes nothing).
     #[arg(long)]
     dry_run: bool,
     /// Keep unreachable files younger than this (e.g. 0s, 90m, 24h, 7d).
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = crate::duration::parse,
+          allow_hyphen_values = true)]
     grace: Duration,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 0s, 90m, 24h, 7d)"))
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
@@ -41,22 +41,24 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
             return Ok(EXIT_OK);
         }
         for g in plan.blobs.iter().chain(&plan.temp_files) {
-            ctx.say(format_args!(
+            ctx.answer(format_args!(
                 "would remove {} ({})",
                 g.path.display(),
                 size(g.size)
             ))?;
         }
-        ctx.say(format_args!(
+        ctx.answer(format_args!(
             "Would remove {} blobs and {} temp files, freeing {}; {}.",
             plan.blobs.len(),
             plan.temp_files.len(),
             size(plan.bytes()),
             kept(&plan, args.grace)
         ))?;
+        future_note(ctx, &plan)?;
         return Ok(EXIT_OK);
     }
-    let report = layout.gc(&options)?;
+    let bar = crate::progress::Bar::new(ctx.quiet);
+    let report = layout.gc_with(&options, &bar)?;
     if ctx.json {
         crate::output::json(&report)?;
         return Ok(EXIT_OK);
@@ -69,17 +71,46 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         duration(started.elapsed()),
         kept(&report.plan, args.grace)
     ))?;
+    future_note(ctx, &report.plan)?;
     Ok(EXIT_OK)
 }
 
 /// What gc keeps, for the summary line.
 fn kept(plan: &GcPlan, grace: Duration) -> String {
-    format!(
-        "kept {} reachable blobs ({}) and {} unreachable younger than {} ({})",
+    let mut s = format!(
+        "kept {} reachable blobs ({})",
         plan.reachable_blobs,
-        size(plan.reachable_bytes),
-        plan.young_blobs,
-        humantime::format_duration(grace),
-        size(plan.young_bytes)
-    )
+        size(plan.reachable_bytes)
+    );
+    if plan.young_blobs > 0 || !grace.is_zero() {
+        s.push_str(&format!(
+            " and {} unreachable younger than {} ({})",
+            plan.young_blobs,
+            crate::duration::format(grace),
+            size(plan.young_bytes)
+        ));
+    }
+    if plan.future_blobs > 0 {
+        s.push_str(&format!(
+            " and {} unreachable dated in the future ({})",
+            plan.future_blobs,
+            size(plan.future_bytes)
+        ));
+    }
+    s
+}
+
+/// Why blobs dated in the future are kept, and what to do.
+fn future_note(ctx: &Ctx, plan: &GcPlan) -> std::io::Result<()> {
+    if plan.future_blobs == 0 {
+        return Ok(());
+    }
+    ctx.say(format_args!(
+        "note: {} unreachable blobs have a modification time in the future (a clock was wrong \
+         when they were written); their age is unknown, so gc keeps them whatever --grace says. \
+         To let the grace period count from now, reset their times: \
+         `find {} -type f -newermt now -exec touch {{}} +`",
+        plan.future_blobs,
+        epoch_store::text::shell_quote(&ctx.layout_dir.join("blobs").to_string_lossy())
+    ))
 }

@@ -106,13 +106,18 @@ fn print_human(
             (Some(d), false) => format!("{} ({d})", c.ref_name),
             (None, _) => c.ref_name.clone(),
         };
-        ctx.say(format_args!(
+        let line = format!(
             "{verb} {} -> {what}: {} file{}, {}",
             c.manifest,
             c.files.len(),
             if c.files.len() == 1 { "" } else { "s" },
             size(c.bytes)
-        ))?;
+        );
+        if a.dry_run {
+            ctx.answer(line)?;
+        } else {
+            ctx.say(line)?;
+        }
         for b in &c.base_images {
             let hint = match &b.blob {
                 Some(p) => format!(

@@ -1,7 +1,5 @@
 //! `epoch-store inspect`.
 
-use std::io::Write;
-
 use epoch_store::DOCUMENT_LIMIT;
 use epoch_store::model::{Descriptor, media_type};
 
@@ -65,22 +63,17 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         }))?;
         return Ok(EXIT_OK);
     }
-    if ctx.quiet {
-        return Ok(EXIT_OK);
-    }
-    let mut out = std::io::stdout().lock();
     if let Some(r) = desc.ref_name() {
-        writeln!(out, "Ref:           {r}")?;
+        ctx.answer(format_args!("Ref:           {r}"))?;
     }
-    writeln!(out, "Digest:        {}", desc.digest)?;
-    writeln!(out, "Media type:    {}", desc.media_type)?;
+    ctx.answer(format_args!("Digest:        {}", desc.digest))?;
+    ctx.answer(format_args!("Media type:    {}", desc.media_type))?;
     if let Some(at) = &doc.artifact_type {
-        writeln!(out, "Artifact type: {at}")?;
+        ctx.answer(format_args!("Artifact type: {at}"))?;
     }
-    writeln!(out, "Kind:          {}", summary.kind)?;
+    ctx.answer(format_args!("Kind:          {}", summary.kind))?;
     if let Some(c) = &snapshot_config {
-        writeln!(
-            out,
+        ctx.answer(format_args!(
             "Snapshot:      id {:?}, {} vCPU, {} memory, {} storage, {} NICs{}",
             c.snapshot_id,
             c.cpu,
@@ -92,62 +85,61 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
             } else {
                 format!(", image {}", c.image)
             }
-        )?;
+        ))?;
         if !c.created_at.is_empty() {
-            writeln!(out, "Created:       {}", c.created_at)?;
+            ctx.answer(format_args!("Created:       {}", c.created_at))?;
         }
     }
-    writeln!(
-        out,
+    ctx.answer(format_args!(
         "Total size:    {} in {} blobs ({} bytes)",
         size(summary.size),
         summary.blobs,
         summary.size
-    )?;
+    ))?;
     for (k, v) in &doc.annotations {
-        writeln!(out, "Annotation:    {k}={v}")?;
+        ctx.answer(format_args!("Annotation:    {k}={v}"))?;
     }
     if let Some(c) = &doc.config {
-        writeln!(
-            out,
+        ctx.answer(format_args!(
             "Config:        {} {} {}",
             c.media_type,
             size(c.size),
             c.digest
-        )?;
+        ))?;
     }
     if let Some(layers) = &doc.layers {
-        writeln!(out, "Layers ({}):", layers.len())?;
+        ctx.answer(format_args!("Layers ({}):", layers.len()))?;
         for l in layers {
-            writeln!(
-                out,
+            ctx.answer(format_args!(
                 "  {:<28} {:>10}  {}  {}",
                 l.title().unwrap_or("-"),
                 size(l.size),
                 l.media_type,
                 l.digest
-            )?;
+            ))?;
         }
     }
     if let Some(ms) = &doc.manifests {
-        writeln!(out, "Manifests ({}):", ms.len())?;
+        ctx.answer(format_args!("Manifests ({}):", ms.len()))?;
         for m in ms {
-            writeln!(
-                out,
+            ctx.answer(format_args!(
                 "  {:<28} {:>10}  {}  {}",
                 platform(m),
                 size(m.size),
                 m.media_type,
                 m.digest
-            )?;
+            ))?;
         }
     }
     if !files.is_empty() {
         let logical: u64 = files.iter().map(|f| f.logical_size).sum();
-        writeln!(out, "Files ({}, {} logical):", files.len(), size(logical))?;
+        ctx.answer(format_args!(
+            "Files ({}, {} logical):",
+            files.len(),
+            size(logical)
+        ))?;
         for f in &files {
-            writeln!(
-                out,
+            ctx.answer(format_args!(
                 "  {:<28} {:>10} logical {:>10} stored  {} chunk{}{}  mode {:o}",
                 f.name,
                 size(f.logical_size),
@@ -156,11 +148,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
                 if f.chunks == 1 { "" } else { "s" },
                 if f.compressed { ", zstd" } else { "" },
                 f.mode
-            )?;
+            ))?;
         }
     }
     if let Some(s) = &doc.subject {
-        writeln!(out, "Subject:       {} {}", s.media_type, s.digest)?;
+        ctx.answer(format_args!("Subject:       {} {}", s.media_type, s.digest))?;
     }
     Ok(EXIT_OK)
 }

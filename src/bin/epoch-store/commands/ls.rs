@@ -1,8 +1,7 @@
 //! `epoch-store ls`.
 
-use std::io::Write;
-
 use epoch_store::Listing;
+use epoch_store::text::escape;
 
 use crate::output::size;
 use crate::{Ctx, EXIT_OK};
@@ -59,38 +58,27 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
         crate::output::json(&rows)?;
         return Ok(EXIT_OK);
     }
-    if ctx.quiet {
-        return Ok(EXIT_OK);
-    }
-    let mut out = std::io::stdout().lock();
     if rows.is_empty() {
-        writeln!(
-            out,
-            "No refs. Add some with `epoch-store add --ref NAME:TAG FILE...`."
-        )?;
+        ctx.say("No refs. Add some with `epoch-store add --ref NAME:TAG FILE...`.")?;
         return Ok(EXIT_OK);
     }
-    let width = rows
+    let table: Vec<[String; 5]> = rows
         .iter()
-        .map(|r| r.ref_name.as_deref().unwrap_or("<untagged>").len())
-        .max()
-        .unwrap_or(3)
-        .max(3);
-    writeln!(
-        out,
-        "{:<width$}  {:<15}  {:>10}  {:>10}  DIGEST",
-        "REF", "KIND", "STORED", "LOGICAL"
-    )?;
-    for r in &rows {
-        writeln!(
-            out,
-            "{:<width$}  {:<15}  {:>10}  {:>10}  {}",
-            r.ref_name.as_deref().unwrap_or("<untagged>"),
-            r.kind.as_str(),
-            size(r.size),
-            r.logical_size.map_or_else(|| "-".to_string(), size),
-            r.digest
-        )?;
+        .map(|r| {
+            [
+                r.ref_name
+                    .as_deref()
+                    .map_or_else(|| "<untagged>".to_string(), |n| escape(n).into_owned()),
+                r.kind.as_str().to_string(),
+                size(r.size),
+                r.logical_size.map_or_else(|| "-".to_string(), size),
+                r.digest.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["REF", "KIND", "STORED", "LOGICAL", "DIGEST"].map(String::from);
+    for row in crate::output::table(&header, &table, &[false, false, true, true, false]) {
+        ctx.answer(row)?;
     }
     Ok(EXIT_OK)
 }

@@ -29,11 +29,16 @@ enum What {
 /// cocoon's sparse map in the config. v2 cuts files larger than --chunk-size
 /// at fixed offsets; chunks of all files are hashed and written on all cores.
 /// A snapshot.json in DIR is the envelope (its fields go into the config),
-/// not one of the files.
+/// not one of the files. Without one, CPU and memory come from Cloud
+/// Hypervisor's config.json, which must then be one: a config.json that
+/// cannot be read or is not CH's (not JSON, no cpus.boot_vcpus or
+/// memory.size integers) stops the pack with exit 2, unless
+/// --no-ch-config says it is some other file.
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Examples:\n  epoch-store pack snapshot /var/lib/cocoon/snapshots/sre-bot --ref sre-bot:v2\n  \
-    epoch-store pack snapshot ./snap --ref vm:1 --format v1"
+    epoch-store pack snapshot ./snap --ref vm:1 --format v1\n  \
+    epoch-store pack snapshot ./firecracker-snap --ref fc:1 --no-ch-config"
 )]
 struct SnapshotArgs {
     /// The snapshot directory.
@@ -41,6 +46,10 @@ struct SnapshotArgs {
     /// Tag it with this ref.
     #[arg(long = "ref", value_name = "REF")]
     ref_name: String,
+    /// config.json is not Cloud Hypervisor's: store it as a plain file and
+    /// record no CPU or memory.
+    #[arg(long)]
+    no_ch_config: bool,
     #[command(flatten)]
     options: SnapshotOptions,
 }
@@ -178,7 +187,7 @@ fn run_image(ctx: &Ctx, a: ImageArgs) -> anyhow::Result<u8> {
 fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<u8> {
     validate_ref(&a.ref_name)?;
     let layout = ctx.open()?;
-    let options = a.options.to_pack_options();
+    let options = a.options.to_pack_options().ch_config(!a.no_ch_config);
     let started = Instant::now();
     let writer = layout.writer()?;
     let bar = crate::progress::Bar::new(ctx.quiet);

@@ -17,6 +17,13 @@ use crate::{Ctx, EXIT_OK};
 /// holes; modes are restored; each file is fsynced and renamed into place.
 /// Existing files are refused without --force. Only plain file names are
 /// ever written.
+///
+/// Resumable: until every file is in place, DIR holds a marker
+/// (.epoch-store-unpack.json) naming the manifest. If the unpack is killed
+/// or fails, running the same command again completes it without --force:
+/// every file is restored again from verified blobs, and the temp files
+/// the failed run left are removed. Another REF into that DIR is refused
+/// unless --force.
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Examples:\n  epoch-store unpack sre-bot:v2 /var/lib/cocoon/snapshots/sre-bot\n  \
@@ -40,18 +47,33 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     let kind = classify(&doc, Some(&desc.media_type));
     let started = Instant::now();
     let bar = crate::progress::Bar::new(ctx.quiet);
-    let files = match kind {
+    let unpacked = match kind {
         Kind::Snapshot => {
-            epoch_store::snapshot::unpack(&layout, &desc, &args.dir, args.force, &bar)?
+            epoch_store::snapshot::unpack(&layout, &desc, &args.dir, args.force, &bar)
         }
-        Kind::CloudImage => vec![epoch_store::os_image::unpack_image(
-            &layout, &desc, &args.dir, args.force, &bar,
-        )?],
+        Kind::CloudImage => {
+            epoch_store::os_image::unpack_image(&layout, &desc, &args.dir, args.force, &bar)
+                .map(|f| vec![f])
+        }
         other => anyhow::bail!(
             "{} is a {other}; unpack restores snapshots (into their files) and OS images \
              (cloud-image, into one disk file); use `epoch-store cat` for single blobs",
             args.target
         ),
+    };
+    let files = match unpacked {
+        Ok(files) => files,
+        Err(e)
+            if std::fs::read_to_string(args.dir.join(epoch_store::unpack::MARKER))
+                .is_ok_and(|m| m.contains(&desc.digest.to_string())) =>
+        {
+            return Err(anyhow::Error::new(e).context(format!(
+                "the unpack into {} is unfinished; once the cause is fixed, run the same command \
+                 again to complete it",
+                args.dir.display()
+            )));
+        }
+        Err(e) => return Err(e.into()),
     };
     if ctx.json {
         crate::output::json(&serde_json::json!({ "files": files }))?;

@@ -6,7 +6,10 @@ use crate::{Ctx, EXIT_OK};
 
 /// Remove refs from index.json. The data stays until `epoch-store gc`.
 ///
-/// Every REF must exist; if one does not, nothing is removed.
+/// Every REF must exist; if one does not, nothing is removed. A name that
+/// breaks the ref grammar (one another tool wrote, with a newline, say) is
+/// removed too when an entry carries exactly that name: `verify` reports
+/// such names and prints the command, quoted for the shell.
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Examples:\n  epoch-store untag vm:v1\n  epoch-store untag vm:v1 vm:v2 && epoch-store gc"
@@ -18,13 +21,17 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
-    for r in &args.refs {
+    let layout = ctx.open()?;
+    // Names that are not in index.json must be valid: refused before the
+    // writer's lock files are made.
+    let index = layout.read_index()?;
+    for r in args.refs.iter().filter(|r| !index.has_ref(r)) {
         validate_ref(r)?;
     }
-    let layout = ctx.open()?;
     let writer = layout.writer()?;
     writer.update_index(|index| {
-        if let Some(missing) = args.refs.iter().find(|r| index.find(r).is_none()) {
+        if let Some(missing) = args.refs.iter().find(|r| !index.has_ref(r)) {
+            validate_ref(missing)?;
             return Err(Error::RefNotFound {
                 name: missing.clone(),
                 path: layout.index_path(),

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use epoch_store::VerifyOptions;
+use epoch_store::{FindingKind, VerifyOptions, VerifyReport};
 
 use crate::output::{duration, rate, size};
 use crate::{Ctx, EXIT_OK, EXIT_PROBLEMS};
@@ -72,9 +72,49 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         ctx.say(format_args!("OK: {summary}"))?;
     } else {
         crate::output::warn(format_args!(
-            "DAMAGED: {} problems; {summary}. Restore the damaged blobs from another copy (epoch-store add or skopeo copy re-publishes them) or untag what reaches them.",
-            report.problems.len()
+            "DAMAGED: {} problems; {summary}.{}",
+            report.problems.len(),
+            advice(&report)
         ));
     }
     Ok(code)
+}
+
+/// What to do about the problems found, by kind: damaged or missing blobs
+/// can be restored from another copy; a broken document or index entry is
+/// fixed by re-creating or re-tagging, never by restoring blobs.
+fn advice(report: &VerifyReport) -> String {
+    let has = |kinds: &[FindingKind]| report.problems.iter().any(|p| kinds.contains(&p.kind));
+    let mut out = String::new();
+    if has(&[
+        FindingKind::MissingBlob,
+        FindingKind::DigestMismatch,
+        FindingKind::Unreadable,
+    ]) {
+        out.push_str(
+            " Damaged or missing blobs: restore them from another copy (`epoch-store copy` from it, \
+             or `epoch-store add`/`skopeo copy` re-publishes them), or untag what reaches them.",
+        );
+    }
+    if has(&[
+        FindingKind::BadDocument,
+        FindingKind::BadDataField,
+        FindingKind::SizeMismatch,
+    ]) {
+        out.push_str(
+            " Broken documents (the blobs may be fine): re-create the artifact, or untag what \
+             reaches the document.",
+        );
+    }
+    if has(&[
+        FindingKind::BadRefName,
+        FindingKind::AmbiguousRef,
+        FindingKind::IndexJson,
+    ]) {
+        out.push_str(" index.json entries: each problem above says the command that fixes it.");
+    }
+    if has(&[FindingKind::NotRegularFile, FindingKind::BadBlobName]) {
+        out.push_str(" Stray entries in blobs/: remove them.");
+    }
+    out
 }
