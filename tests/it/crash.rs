@@ -125,8 +125,13 @@ fn is_digest_hex(name: &str) -> bool {
 }
 
 /// index.json parses as an OCI index without duplicate ref names; `blobs/`
-/// holds only `sha256/`, and that only regular files named by 64 lowercase hex.
+/// holds only `sha256/`, and that only regular files named by 64 lowercase
+/// hex; and, judged by tools that share no code with epoch-store (so that a
+/// bug in `verify` cannot hide crash damage), every blob hashes to its name
+/// (`sha256sum`) and everything `index.json` reaches is there with the
+/// right size (Python's `json`).
 fn check_shape(s: &Store, ctx: &str) {
+    crate::util::independent_check(&s.layout, &[], ctx);
     let raw = index_bytes(s);
     let index: Value = serde_json::from_slice(&raw)
         .unwrap_or_else(|e| panic!("{ctx}: index.json does not parse ({e})"));

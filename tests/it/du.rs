@@ -42,7 +42,11 @@ fn unique_and_shared_bytes_match_the_blobs_and_gc() {
     let mut mem = bytes(3 << 20, 1);
     std::fs::write(dir.join("memory-ranges"), &mem).unwrap();
     std::fs::write(dir.join("cow.raw"), bytes(2 << 20, 2)).unwrap();
-    std::fs::write(dir.join("config.json"), br#"{"cpus":{"boot_vcpus":1}}"#).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        br#"{"cpus":{"boot_vcpus":1},"memory":{"size":1073741824}}"#,
+    )
+    .unwrap();
     let d = dir.to_str().unwrap();
     s.ok(&[
         "pack",

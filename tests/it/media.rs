@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{have_tool, sh};
+use crate::util::{have_tool, sh, skip};
 
 /// The kinds of stick the tests use.
 #[derive(Clone, Copy, Debug)]
@@ -48,7 +48,11 @@ impl Stick {
     /// if `ro`); `None` (after saying why) if the tools or FUSE are missing
     /// and peers are not required.
     pub fn new(dir: &Path, kind: Kind, mib: u64, ro: bool) -> Option<Stick> {
-        if !kind.tools().iter().all(|t| have_tool(t)) || !Path::new("/dev/fuse").exists() {
+        if !kind.tools().iter().all(|t| have_tool(t)) {
+            return None;
+        }
+        if !Path::new("/dev/fuse").exists() {
+            skip("/dev/fuse is missing, so no FUSE medium can be mounted");
             return None;
         }
         let image = dir.join(format!("{kind:?}.img"));

@@ -164,9 +164,38 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Whether an external tool is on PATH. When it is not: with
-/// `EPOCH_STORE_REQUIRE_PEERS=1` (as `.ci/run` sets) the test fails, otherwise
-/// it is skipped with a message.
+/// Where skipped tests are recorded, one line each; `.ci/run` empties it
+/// before the tests and prints how many lines it holds after.
+pub const SKIP_LOG: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/skipped-tests.log");
+
+/// A test (or part of one) cannot run here because `reason`. With
+/// `EPOCH_STORE_REQUIRE_PEERS=1` (as `.ci/run` sets) that fails the test, so
+/// that in CI every test either runs or fails; otherwise the skip is printed
+/// and recorded in [`SKIP_LOG`]. Callers return (or leave out the part)
+/// after it.
+pub fn skip(reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed>")
+        .to_string();
+    if std::env::var("EPOCH_STORE_REQUIRE_PEERS").as_deref() == Ok("1") {
+        panic!(
+            "{test}: {reason} (EPOCH_STORE_REQUIRE_PEERS=1: nothing may be skipped; run .ci/run)"
+        );
+    }
+    eprintln!("skipping {test}: {reason}");
+    use std::io::Write;
+    if let Ok(mut log) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(SKIP_LOG)
+    {
+        let _ = writeln!(log, "{test}: {reason}");
+    }
+}
+
+/// Whether an external tool is on PATH; if not, the test [skips](skip) (or
+/// fails, in CI).
 pub fn have_tool(name: &str) -> bool {
     let found = Command::new("sh")
         .arg("-c")
@@ -175,12 +204,9 @@ pub fn have_tool(name: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !found {
-        if std::env::var("EPOCH_STORE_REQUIRE_PEERS").as_deref() == Ok("1") {
-            panic!(
-                "{name} is required (EPOCH_STORE_REQUIRE_PEERS=1) but not installed; run .ci/run or apt-get install it"
-            );
-        }
-        eprintln!("skipping: {name} is not installed (bash .ci/run installs it)");
+        skip(&format!(
+            "{name} is not installed (bash .ci/run installs it)"
+        ));
     }
     found
 }
@@ -283,3 +309,105 @@ pub fn manifest_bytes(config: serde_json::Value, layers: Vec<serde_json::Value>)
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// The OCI index media type.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// What [`independent_check`] found.
+#[derive(Debug)]
+pub struct Independent {
+    /// Files under `blobs/`, each re-hashed by `sha256sum`/`sha512sum`.
+    pub blobs: usize,
+    /// Distinct blobs reachable from the roots.
+    pub reachable: usize,
+    /// Their bytes (file sizes on disk).
+    pub reachable_bytes: u64,
+}
+
+/// Python's `json` and coreutils' `sha256sum`, not epoch-store's code.
+const INDEPENDENT_CHECK: &str = r#"
+import json, os, subprocess, sys
+root, want = sys.argv[1], sys.argv[2:]
+def fail(msg):
+    print(msg, file=sys.stderr); sys.exit(1)
+blobs = 0
+for alg, tool in (("sha256", "sha256sum"), ("sha512", "sha512sum")):
+    d = os.path.join(root, "blobs", alg)
+    if not os.path.isdir(d):
+        continue
+    names = sorted(os.listdir(d))
+    for n in names:
+        if not os.path.isfile(os.path.join(d, n)) or os.path.islink(os.path.join(d, n)):
+            fail(f"blobs/{alg}/{n} is not a regular file")
+    for i in range(0, len(names), 500):
+        out = subprocess.run([tool, "--"] + names[i:i + 500], cwd=d, check=True,
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            h, n = line.split(None, 1)
+            if h != n.lstrip("*"):
+                fail(f"blobs/{alg}/{n} hashes to {h}")
+    blobs += len(names)
+with open(os.path.join(root, "index.json"), "rb") as f:
+    index = json.load(f)
+if index.get("schemaVersion") != 2 or not isinstance(index.get("manifests"), list):
+    fail("index.json is not an OCI index")
+roots = index["manifests"]
+if want:
+    roots = [m for m in roots if m["digest"] in want
+             or m.get("annotations", {}).get("org.opencontainers.image.ref.name") in want]
+    if not roots:
+        fail(f"no entry for {want}")
+DOCS = {"application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json"}
+seen, size, todo = set(), 0, [(m, "index.json") for m in roots]
+while todo:
+    d, parent = todo.pop()
+    alg, hexd = d["digest"].split(":")
+    p = os.path.join(root, "blobs", alg, hexd)
+    if not os.path.isfile(p):
+        fail(f"{d['digest']}, referenced by {parent}, is missing")
+    if os.path.getsize(p) != d["size"]:
+        fail(f"{d['digest']}: {parent} says {d['size']} bytes, the file has {os.path.getsize(p)}")
+    if d["digest"] in seen:
+        continue
+    seen.add(d["digest"])
+    size += d["size"]
+    if d["mediaType"] in DOCS:
+        with open(p, "rb") as f:
+            doc = json.load(f)
+        kids = ([doc["config"]] if "config" in doc else []) + doc.get("layers", []) \
+            + doc.get("manifests", []) + ([doc["subject"]] if "subject" in doc else [])
+        todo += [(k, d["digest"]) for k in kids]
+print(blobs, len(seen), size)
+"#;
+
+/// Checks a layout with tools that share no code with epoch-store: every
+/// file under `blobs/<alg>/` re-hashed by `sha256sum` (or `sha512sum`) and
+/// named by its hash; `index.json` and every reachable document parsed by
+/// Python's `json`; every reachable blob present with the size its
+/// descriptors say. `roots`: only what these refs or digests reach (all
+/// entries if empty). Panics with the first problem, prefixed by `ctx`.
+pub fn independent_check(layout: &Path, roots: &[&str], ctx: &str) -> Independent {
+    assert!(have_tool("python3") && have_tool("sha256sum"));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(INDEPENDENT_CHECK)
+        .arg(layout)
+        .args(roots)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{ctx}: independent check of {}: {}",
+        layout.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let n: Vec<u64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    Independent {
+        blobs: n[0] as usize,
+        reachable: n[1] as usize,
+        reachable_bytes: n[2],
+    }
+}
