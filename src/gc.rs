@@ -143,18 +143,11 @@ impl Layout {
         self.ensure_private()?;
         let path = self.lock_path(GC_LOCK);
         let _lock = lock::acquire_noting(&path, Mode::Exclusive, &|pids| {
-            let who = match pids {
-                [] => "another epoch-store process".to_string(),
-                [pid] => format!("process {pid}"),
-                pids => {
-                    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
-                    format!("processes {}", list.join(", "))
-                }
-            };
             progress.waiting(&format!(
-                "gc is waiting for the lock {} held by {who}, a writer still at work; \
+                "gc is waiting for the lock {} held by {}, a writer still at work; \
                  it goes on when the writer is done (Ctrl-C to give up)",
-                path.display()
+                path.display(),
+                lock::describe(pids)
             ));
         })?;
         self.gc_pass(options, true)

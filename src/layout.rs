@@ -409,7 +409,16 @@ impl Layout {
     /// # Errors
     /// I/O errors creating the private directory or taking the lock.
     pub fn writer(&self) -> Result<Writer<'_>> {
-        Writer::new(self)
+        Writer::new(self, &crate::NoProgress)
+    }
+
+    /// [`Layout::writer`], telling `progress` when it has to wait for a
+    /// running gc (naming its process id where the system says).
+    ///
+    /// # Errors
+    /// As [`Layout::writer`].
+    pub fn writer_with(&self, progress: &dyn crate::Progress) -> Result<Writer<'_>> {
+        Writer::new(self, progress)
     }
 
     /// Path of a lock file in the private directory.

@@ -57,6 +57,18 @@ pub(crate) fn acquire_noting(path: &Path, mode: Mode, waiting: &dyn Fn(&[u32])) 
     Ok(Lock { _file: file })
 }
 
+/// "process 123", "processes 1, 2", or "another epoch-store process".
+pub(crate) fn describe(pids: &[u32]) -> String {
+    match pids {
+        [] => "another epoch-store process".to_string(),
+        [pid] => format!("process {pid}"),
+        pids => {
+            let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+            format!("processes {}", list.join(", "))
+        }
+    }
+}
+
 /// The processes holding a lock on `file`, from `/proc/locks` (Linux; an
 /// empty list elsewhere or when it cannot be read).
 fn holders(file: &File) -> Vec<u32> {

@@ -336,7 +336,7 @@ pub fn execute(src: &Layout, plan: &CopyPlan, progress: &dyn Progress) -> Result
     } else {
         Layout::init(&plan.dest)?
     };
-    let writer = dest.writer()?;
+    let writer = dest.writer_with(progress)?;
     progress.begin("copying", plan.bytes);
     // More threads than cores: each blob ends in an fsync that waits for
     // the disk, and small blobs are many; the hashing still uses every core.

@@ -37,9 +37,17 @@ pub struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    pub(crate) fn new(layout: &'a Layout) -> Result<Writer<'a>> {
+    pub(crate) fn new(layout: &'a Layout, progress: &dyn Progress) -> Result<Writer<'a>> {
         layout.ensure_private()?;
-        let lock = lock::acquire(&layout.lock_path(GC_LOCK), Mode::Shared)?;
+        let path = layout.lock_path(GC_LOCK);
+        let lock = lock::acquire_noting(&path, Mode::Shared, &|pids| {
+            progress.waiting(&format!(
+                "waiting for the lock {} held by {}, a gc at work on this layout; \
+                 writing starts when it is done (Ctrl-C to give up)",
+                path.display(),
+                lock::describe(pids)
+            ));
+        })?;
         Ok(Writer {
             layout,
             _lock: lock,

@@ -88,6 +88,57 @@ fn gc_says_on_a_terminal_what_it_waits_for() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
+/// The other way round: a writer behind a running gc says it waits for it.
+/// The gc is stood in for by a process holding gc.lock exclusively, as gc
+/// does while it sweeps.
+#[test]
+fn a_writer_says_on_a_terminal_that_it_waits_for_gc() {
+    if !have_tool("script") || !have_tool("python3") {
+        return;
+    }
+    let st = Store::new();
+    let lock = st.layout.join(".epoch-store/gc.lock");
+    let mut gc = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl,sys; f=open(sys.argv[1],'a'); fcntl.flock(f,fcntl.LOCK_EX); \
+             print('held',flush=True); sys.stdin.read()",
+            s(&lock),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = [0u8; 5];
+    gc.stdout.take().unwrap().read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"held\n");
+    let f = st.file("f.bin", b"bytes");
+    let cmd = format!(
+        "{} --layout {} add --ref a:1 {}",
+        bin(),
+        st.layout.display(),
+        f.display()
+    );
+    let add = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    drop(gc.stdin.take());
+    gc.wait().unwrap();
+    let out = add.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("a gc at work on this layout")
+            && text.contains(&format!("process {}", gc.id())),
+        "{text}"
+    );
+    assert!(text.contains("Added a:1"), "{text}");
+}
+
 /// `-q` printed nothing for ls, inspect, du and gc --dry-run, and dropped
 /// the digest of an untagged `add`, its only handle.
 #[test]

@@ -87,6 +87,15 @@ impl Ctx {
         Ok(epoch_store::Layout::open(&self.layout_dir)?)
     }
 
+    /// A write session on `layout` that says on a terminal (not with `-q`)
+    /// when it has to wait for a running gc.
+    pub fn writer<'l>(
+        &self,
+        layout: &'l epoch_store::Layout,
+    ) -> anyhow::Result<epoch_store::Writer<'l>> {
+        Ok(layout.writer_with(&progress::Bar::new(self.quiet))?)
+    }
+
     /// Chatter: a confirmation or note on stdout, unless `--quiet` or
     /// `--json`.
     pub fn say(&self, line: impl std::fmt::Display) -> std::io::Result<()> {

@@ -77,7 +77,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     }
     let layout = ctx.open()?;
     let started = Instant::now();
-    let writer = layout.writer()?;
+    let writer = ctx.writer(&layout)?;
     let bar = crate::progress::Bar::new(ctx.quiet);
     let total: u64 = inputs.iter().map(|(_, _, n)| n).sum();
     epoch_store::Progress::begin(&bar, "adding", total);

@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let layout = ctx.open()?;
     let from = input.name.clone();
     let started = Instant::now();
-    let writer = layout.writer()?;
+    let writer = ctx.writer(&layout)?;
     let bar = crate::progress::Bar::new(ctx.quiet);
     bar.begin("importing", input.total);
     let mut counted = crate::input::Counted::new(input.reader, &bar);

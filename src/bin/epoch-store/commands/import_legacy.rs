@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         preview_legacy(layout.as_ref(), &plan, &options)?
     } else {
         let layout = ctx.open()?;
-        let writer = layout.writer()?;
+        let writer = ctx.writer(&layout)?;
         let bar = crate::progress::Bar::new(ctx.quiet);
         import_legacy(&writer, &plan, &options, &bar)?
     };

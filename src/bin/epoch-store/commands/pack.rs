@@ -152,7 +152,7 @@ fn run_image(ctx: &Ctx, a: ImageArgs) -> anyhow::Result<u8> {
         .name(a.name.clone())
         .sha256sums(!a.no_sha256sums);
     let started = Instant::now();
-    let writer = layout.writer()?;
+    let writer = ctx.writer(&layout)?;
     let bar = crate::progress::Bar::new(ctx.quiet);
     let manifest = pack_image(&writer, &a.file, &options, &bar)?;
     let summary = tag(&layout, &writer, &a.ref_name, &manifest)?;
@@ -189,7 +189,7 @@ fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<u8> {
     let layout = ctx.open()?;
     let options = a.options.to_pack_options().ch_config(!a.no_ch_config);
     let started = Instant::now();
-    let writer = layout.writer()?;
+    let writer = ctx.writer(&layout)?;
     let bar = crate::progress::Bar::new(ctx.quiet);
     let manifest = pack_dir(&writer, &a.dir, &options, &bar)?;
     let summary = tag(&layout, &writer, &a.ref_name, &manifest)?;

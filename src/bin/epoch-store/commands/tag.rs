@@ -26,7 +26,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     validate_ref(&args.new_ref)?;
     let layout = ctx.open()?;
-    let target = layout.writer()?.tag(&args.src, &args.new_ref)?;
+    let target = ctx.writer(&layout)?.tag(&args.src, &args.new_ref)?;
     if ctx.json {
         crate::output::json(&serde_json::json!({ "ref": args.new_ref, "digest": target.digest }))?;
     }

@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     for r in args.refs.iter().filter(|r| !index.has_ref(r)) {
         validate_ref(r)?;
     }
-    let writer = layout.writer()?;
+    let writer = ctx.writer(&layout)?;
     writer.update_index(|index| {
         if let Some(missing) = args.refs.iter().find(|r| !index.has_ref(r)) {
             validate_ref(missing)?;
