@@ -13,8 +13,8 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::Instant;
 
-use epoch_store::snapshot::{self, PackOptions};
-use epoch_store::sparse::SparseMap;
+use epoch_store::formats::cocoon::snapshot::{self, PackOptions};
+use epoch_store::io::sparse::SparseMap;
 use epoch_store::{GcOptions, Layout, NoProgress, VerifyOptions};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -98,7 +98,8 @@ fn main() -> Res<()> {
         )];
         for (name, d) in index.refs() {
             let s = layout.summarize(d)?;
-            let logical = layout.logical_size(&s)?.map_or("-".into(), human);
+            let logical =
+                epoch_store::formats::logical_size(&layout, &s)?.map_or("-".into(), human);
             lines.push(format!(
                 "  {name:<22} {:<8} {:>10} {:>10}  {}",
                 s.kind.as_str(),

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::digest::Digest;
+use crate::io::digest::Digest;
 
 /// Everything that can go wrong in epoch-store.
 ///
@@ -153,6 +153,13 @@ pub enum Error {
     InvalidSparseMap {
         /// What is wrong.
         reason: String,
+    },
+    /// Sizes taken from a document add up past what 64 bits hold: the
+    /// document is hostile or damaged.
+    #[error("{what} add up to more than 2^64 bytes; the manifest is damaged or hostile")]
+    Overflow {
+        /// What was being added up, and where it came from.
+        what: String,
     },
     /// A ref or digest argument is not usable for the operation.
     #[error("{0}")]

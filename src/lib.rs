@@ -7,7 +7,22 @@
 //! the directory format skopeo, oras, umoci, crane and regctl read, so that
 //! they can be carried across an air gap and verified on the other side.
 //!
-//! The main types:
+//! # API layout
+//!
+//! The modules are layers, lowest first; each uses only the ones before it
+//! (`.ci/layers.py` checks this in CI, `docs/architecture.md` explains it):
+//!
+//! | layer | owns |
+//! |---|---|
+//! | [`io`] | digests, hashing (mmap windows, rayon), in-kernel copies, sparse extents, the publish protocol's primitives, filesystem limits |
+//! | [`model`] | media types, annotations, descriptors, documents, artifact kinds, ref names |
+//! | [`store`] | [`Layout`], the [`Writer`] (publish protocol, locks), verified reads, [`Index`], the reference graph, gc, verify, disk usage |
+//! | [`chunks`] | files stored as chunk blobs and restored from them, holes kept |
+//! | `tar` | the one tar member loop every tar reader uses |
+//! | [`formats`] | cocoonstack snapshots, their tar stream and OS images; OCI archives; legacy epoch stores |
+//! | [`transport`] | layout-to-layout copy onto removable media |
+//!
+//! The main types, re-exported here:
 //! - [`Layout`]: opens or creates a layout; resolves refs; verified reads
 //!   ([`Layout::read_blob`], [`Layout::open_blob`]); [`Layout::verify`] and
 //!   [`Layout::gc`].
@@ -16,10 +31,8 @@
 //!   exclusive lock, blobs durable first.
 //! - [`Index`]: `index.json`, kept raw so other tools' entries survive.
 //! - [`Digest`]: validated before it ever becomes a path.
-//! - [`model`]: descriptors, manifests, artifact kinds, cocoonstack types.
-//! - [`snapshot`], [`os_image`]: cocoonstack VM snapshots and OS disk
-//!   images, packed from and unpacked to files.
-//!
+//! - [`Error`]: the one error type.
+
 //! ```
 //! use epoch_store::{Layout, NoProgress, VerifyOptions, GcOptions};
 //! let dir = tempfile::tempdir()?;
@@ -27,7 +40,7 @@
 //! {
 //!     let w = layout.writer()?;
 //!     let disk = w.put_bytes("application/vnd.cocoonstack.disk.raw", &[0u8; 4096])?;
-//!     let m = epoch_store::artifact::files_manifest(&w, &[disk], None, None)?;
+//!     let m = epoch_store::store::artifact::files_manifest(&w, &[disk], None, None)?;
 //!     w.update_index(|idx| Ok(idx.set_ref("vm:v1", &m)))?;
 //! }
 //! assert!(layout.verify(&VerifyOptions::default(), &NoProgress)?.is_ok());
@@ -40,58 +53,28 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
-// An OCI layout as one tar (skopeo's `oci-archive:`): export and import (module docs in the file).
-pub mod archive;
-pub mod artifact;
-pub mod cocoon_tar;
-pub mod copy;
-mod digest;
-// Disk usage per manifest: stored, shared and unique bytes (module docs in the file).
-pub mod du;
-mod durable;
+pub mod chunks;
 mod error;
-mod gc;
-mod graph;
-mod hash;
-mod index;
-mod inventory;
-mod layout;
-// Legacy epoch stores (catalog.json, manifests/, blobs/) into snapshot artifacts.
-pub mod legacy;
-mod lock;
-pub mod media;
-mod mmap;
+pub mod formats;
+pub mod io;
 pub mod model;
-// cocoonstack OS disk images: split parts, SHA256SUMS, reassembly (module docs in the file).
-pub mod os_image;
-pub mod pack;
-mod progress;
-mod reader;
-mod refname;
-pub mod size;
-pub mod snapshot;
-pub mod snapshot_tar;
-pub mod sparse;
-mod summary;
-mod tar_read;
-pub mod text;
-mod time;
-pub mod transfer;
-pub mod unpack;
-mod verify;
-mod writer;
+pub mod store;
+mod tar;
+pub mod transport;
 
-pub use digest::{Algorithm, Digest, Hasher};
 pub use error::{Error, Result};
-pub use gc::{Garbage, GcOptions, GcPlan, GcReport};
-pub use hash::{WINDOW, hash_file, hash_reader};
-pub use index::Index;
-pub use layout::{DOCUMENT_LIMIT, INDEX_LIMIT, InitOptions, LAYOUT_VERSION, Layout, PRIVATE_DIR};
+pub use io::digest::{Algorithm, Digest, Hasher};
+pub use io::hash::{WINDOW, hash_file, hash_reader};
+pub use io::progress::{NoProgress, Progress};
 pub use model::Descriptor;
+pub use model::name::{MAX_REF_LEN, split_tag, validate_ref};
 pub use oci_spec;
-pub use progress::{NoProgress, Progress};
-pub use reader::BlobReader;
-pub use refname::{MAX_REF_LEN, split_tag, validate_ref};
-pub use summary::{Listing, Summary};
-pub use verify::{Finding, FindingKind, VerifyOptions, VerifyReport};
-pub use writer::{BlobWriter, StoredRange, Writer};
+pub use store::gc::{Garbage, GcOptions, GcPlan, GcReport};
+pub use store::index::Index;
+pub use store::layout::{
+    DOCUMENT_LIMIT, INDEX_LIMIT, InitOptions, LAYOUT_VERSION, Layout, PRIVATE_DIR,
+};
+pub use store::reader::BlobReader;
+pub use store::summary::Summary;
+pub use store::verify::{Finding, FindingKind, VerifyOptions, VerifyReport};
+pub use store::writer::{BlobWriter, StoredRange, Writer};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::refname::split_tag;
+use crate::model::name::split_tag;
 
 /// Repositories and their tags, derived from `index.json` ref names (never
 /// stored beside them). A ref without a `:tag` part is listed under its whole

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::{annotation, media_type};
-use crate::digest::{Algorithm, Digest};
+use crate::io::digest::{Algorithm, Digest};
 
 /// A platform (OS, architecture, variant), as `oci-spec` models it.
 pub type Platform = oci_spec::image::Platform;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use epoch_store::text::escape;
+use epoch_store::io::text::escape;
 
 /// `1536` -> `1.5 KiB`.
 pub fn size(bytes: u64) -> String {
@@ -108,7 +108,7 @@ pub fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
     let mut safe = String::with_capacity(text.len() + 1);
     for c in text.chars() {
-        if c >= '\x7f' && epoch_store::text::is_hidden(c) {
+        if c >= '\x7f' && epoch_store::io::text::is_hidden(c) {
             // Only inside strings: JSON's own syntax is ASCII.
             let _ = write!(safe, "\\u{:04x}", c as u32);
         } else {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use epoch_store::model::{annotation, media_type_for_cocoon_file};
+use epoch_store::formats::cocoon::config::media_type_for_cocoon_file;
+use epoch_store::model::annotation;
 use epoch_store::{Descriptor, validate_ref};
 use rayon::prelude::*;
 
@@ -95,8 +96,12 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         })
         .collect::<epoch_store::Result<Vec<Descriptor>>>()?;
     epoch_store::Progress::finish(&bar);
-    let manifest =
-        epoch_store::artifact::files_manifest(&writer, &layers, Some(&args.artifact_type), None)?;
+    let manifest = epoch_store::store::artifact::files_manifest(
+        &writer,
+        &layers,
+        Some(&args.artifact_type),
+        None,
+    )?;
     writer.update_index(|index| {
         match &args.ref_name {
             Some(r) => {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use epoch_store::transfer::{self, CopyPlan};
+use epoch_store::transport::copy::{self, CopyPlan};
 
 use crate::output::{duration, rate, size};
 use crate::{Ctx, EXIT_OK};
@@ -50,13 +50,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     let src = ctx.open()?;
     let roots = src.roots(&args.refs)?;
     let started = Instant::now();
-    let plan = transfer::plan(&src, roots, &args.to, args.force)?;
+    let plan = copy::plan(&src, roots, &args.to, args.force)?;
     if args.dry_run {
         report_plan(ctx, &plan)?;
         return Ok(EXIT_OK);
     }
     let bar = crate::progress::Bar::new(ctx.quiet);
-    let report = transfer::execute(&src, &plan, &bar)?;
+    let report = copy::execute(&src, &plan, &bar)?;
     let elapsed = started.elapsed();
     if ctx.json {
         crate::output::json(&serde_json::json!({

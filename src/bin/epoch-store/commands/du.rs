@@ -1,7 +1,7 @@
 //! `epoch-store du`.
 
-use epoch_store::du::disk_usage;
-use epoch_store::text::escape;
+use epoch_store::io::text::escape;
+use epoch_store::store::du::disk_usage;
 
 use crate::output::{size, warn};
 use crate::{Ctx, EXIT_OK, EXIT_PROBLEMS};

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use epoch_store::archive::ArchivePlan;
-use epoch_store::snapshot_tar::Counting;
+use epoch_store::formats::oci_archive::ArchivePlan;
+use epoch_store::io::counting::Counting;
 
 use crate::output::{duration, rate, size};
 use crate::{Ctx, EXIT_OK};
@@ -62,7 +62,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let plan = ArchivePlan::new(&layout, &a.refs)?;
     let bar = crate::progress::Bar::new(ctx.quiet);
     let written = match &dest {
-        Some(path) => epoch_store::archive::export_archive_file(&layout, &plan, path, &bar)?,
+        Some(path) => {
+            epoch_store::formats::oci_archive::export_archive_file(&layout, &plan, path, &bar)?
+        }
         None => {
             let out = Counting::new(BufWriter::with_capacity(1 << 20, io::stdout().lock()));
             let mut out = plan.write(&layout, out, &bar)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use epoch_store::snapshot_tar::Counting;
+use epoch_store::io::counting::Counting;
 
 use crate::output::{duration, rate, size};
 use crate::{Ctx, EXIT_OK};
@@ -63,11 +63,14 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let bar = crate::progress::Bar::new(ctx.quiet);
     let name = a.name.as_deref();
     let written = match &dest {
-        Some(path) => epoch_store::snapshot_tar::export_tar_file(&layout, &desc, name, path, &bar)?,
+        Some(path) => {
+            epoch_store::formats::cocoon::stream::export_tar_file(&layout, &desc, name, path, &bar)?
+        }
         None => {
             let out = Counting::new(BufWriter::with_capacity(1 << 20, io::stdout().lock()));
-            let mut out =
-                epoch_store::snapshot_tar::export_tar_as(&layout, &desc, name, out, &bar)?;
+            let mut out = epoch_store::formats::cocoon::stream::export_tar_as(
+                &layout, &desc, name, out, &bar,
+            )?;
             out.inner.flush().context("write the tar to stdout")?;
             out.count
         }

@@ -111,6 +111,6 @@ fn future_note(ctx: &Ctx, plan: &GcPlan) -> std::io::Result<()> {
          To let the grace period count from now, reset their times: \
          `find {} -type f -newermt now -exec touch {{}} +`",
         plan.future_blobs,
-        epoch_store::text::shell_quote(&ctx.layout_dir.join("blobs").to_string_lossy())
+        epoch_store::io::text::shell_quote(&ctx.layout_dir.join("blobs").to_string_lossy())
     ))
 }

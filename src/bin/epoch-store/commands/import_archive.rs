@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use epoch_store::archive::{ImportOptions, RefChange};
+use epoch_store::formats::oci_archive::{ImportOptions, RefChange};
 use epoch_store::{NoProgress, Progress};
 
 use crate::output::{duration, rate, size};
@@ -49,13 +49,18 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     bar.begin("importing", input.total);
     let mut counted = crate::input::Counted::new(input.reader, &bar);
     let options = ImportOptions { force: a.force };
-    let report = epoch_store::archive::import_archive(&writer, &mut counted, &options, &NoProgress)
-        .with_context(|| {
-            format!(
-                "import of {from} failed; nothing was tagged (blobs already stored are \
+    let report = epoch_store::formats::oci_archive::import_archive(
+        &writer,
+        &mut counted,
+        &options,
+        &NoProgress,
+    )
+    .with_context(|| {
+        format!(
+            "import of {from} failed; nothing was tagged (blobs already stored are \
                      unreferenced and go with the next `epoch-store gc`)"
-            )
-        })?;
+        )
+    })?;
     bar.finish();
     drop(writer);
     let elapsed = started.elapsed();

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use epoch_store::legacy::{
+use epoch_store::formats::legacy::{
     LegacyOptions, LegacyReport, import_legacy, plan_legacy, preview_legacy,
 };
 

@@ -48,8 +48,12 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let bar = crate::progress::Bar::new(ctx.quiet);
     bar.begin("importing", input.total);
     let mut counted = crate::input::Counted::new(input.reader, &bar);
-    let manifest =
-        epoch_store::snapshot_tar::import_tar(&writer, &mut counted, &options, &NoProgress)?;
+    let manifest = epoch_store::formats::cocoon::stream::import_tar(
+        &writer,
+        &mut counted,
+        &options,
+        &NoProgress,
+    )?;
     bar.finish();
     let summary = super::pack::tag(&layout, &writer, &a.ref_name, &manifest)?;
     let elapsed = started.elapsed();

@@ -187,8 +187,11 @@ struct FileRow {
 fn snapshot_files(
     layout: &epoch_store::Layout,
     desc: &Descriptor,
-) -> anyhow::Result<(Vec<FileRow>, epoch_store::model::SnapshotConfig)> {
-    let plan = epoch_store::snapshot::plan(layout, desc)?;
+) -> anyhow::Result<(
+    Vec<FileRow>,
+    epoch_store::formats::cocoon::config::SnapshotConfig,
+)> {
+    let plan = epoch_store::formats::cocoon::snapshot::plan(layout, desc)?;
     let rows = plan
         .files
         .iter()
@@ -206,7 +209,7 @@ fn snapshot_files(
 
 /// An OS image unpacks to one disk file: its parts are its chunks.
 fn image_files(layout: &epoch_store::Layout, desc: &Descriptor) -> anyhow::Result<Vec<FileRow>> {
-    let plan = epoch_store::os_image::plan_image(layout, desc)?;
+    let plan = epoch_store::formats::cocoon::os_image::plan_image(layout, desc)?;
     Ok(vec![FileRow {
         name: plan.name,
         logical_size: plan.size,

@@ -1,7 +1,9 @@
 //! `epoch-store ls`.
 
-use epoch_store::Listing;
-use epoch_store::text::escape;
+use epoch_store::io::text::escape;
+use epoch_store::model::Kind;
+use epoch_store::{Digest, formats};
+use serde::Serialize;
 
 use crate::output::size;
 use crate::{Ctx, EXIT_OK};
@@ -18,6 +20,24 @@ use crate::{Ctx, EXIT_OK};
 #[command(after_help = "Examples:\n  epoch-store ls\n  epoch-store --json ls | jq -r '.[].ref'")]
 pub struct Args {}
 
+/// The JSON shape of one `ls` row.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Listing {
+    /// The ref name, `null` for an untagged root.
+    #[serde(rename = "ref")]
+    ref_name: Option<String>,
+    digest: Digest,
+    media_type: String,
+    artifact_type: Option<String>,
+    kind: Kind,
+    /// Total bytes it reaches.
+    size: u64,
+    /// For snapshots and OS images: the bytes their files take once
+    /// unpacked (holes included); `null` for other kinds.
+    logical_size: Option<u64>,
+}
+
 pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
     let layout = ctx.open()?;
     let index = layout.read_index()?;
@@ -25,7 +45,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
     for entry in index.entries() {
         let summary = layout.summarize(entry);
         let (kind, total, logical) = match &summary {
-            Ok(s) => match layout.logical_size(s) {
+            Ok(s) => match formats::logical_size(&layout, s) {
                 Ok(logical) => (s.kind, s.size, logical),
                 Err(e) => {
                     warn_broken(&entry.digest, &e);
@@ -34,7 +54,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
             },
             Err(e) => {
                 warn_broken(&entry.digest, e);
-                (epoch_store::model::Kind::Unknown, entry.size, None)
+                (Kind::Unknown, entry.size, None)
             }
         };
         let artifact_type = entry.artifact_type.clone().or_else(|| {
@@ -83,7 +103,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-fn warn_broken(digest: &epoch_store::Digest, e: &epoch_store::Error) {
+fn warn_broken(digest: &Digest, e: &epoch_store::Error) {
     crate::output::warn(format_args!(
         "epoch-store: warning: {digest}: {e}; run `epoch-store verify`"
     ));

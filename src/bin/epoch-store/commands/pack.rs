@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use epoch_store::os_image::{ImageOptions, pack_image};
-use epoch_store::snapshot::{Format, PackOptions, pack_dir};
+use epoch_store::formats::cocoon::os_image::{ImageOptions, pack_image};
+use epoch_store::formats::cocoon::snapshot::{Format, PackOptions, pack_dir};
 use epoch_store::validate_ref;
 
 use crate::output::{duration, rate, size};
@@ -133,7 +133,7 @@ fn parse_compress(s: &str) -> Result<i32, String> {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    epoch_store::size::parse_size(s).map_err(|e| e.to_string())
+    epoch_store::io::size::parse_size(s).map_err(|e| e.to_string())
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
@@ -162,7 +162,7 @@ fn run_image(ctx: &Ctx, a: ImageArgs) -> anyhow::Result<u8> {
         .document
         .iter()
         .flat_map(|d| d.layers.iter().flatten())
-        .filter(|l| epoch_store::model::is_disk_media_type(&l.media_type))
+        .filter(|l| epoch_store::formats::cocoon::config::is_disk_media_type(&l.media_type))
         .count();
     report_json(
         ctx,

@@ -48,13 +48,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     let bar = crate::progress::Bar::new(ctx.quiet);
     let unpacked = match kind {
-        Kind::Snapshot => {
-            epoch_store::snapshot::unpack(&layout, &desc, &args.dir, args.force, &bar)
-        }
-        Kind::CloudImage => {
-            epoch_store::os_image::unpack_image(&layout, &desc, &args.dir, args.force, &bar)
-                .map(|f| vec![f])
-        }
+        Kind::Snapshot => epoch_store::formats::cocoon::snapshot::unpack(
+            &layout, &desc, &args.dir, args.force, &bar,
+        ),
+        Kind::CloudImage => epoch_store::formats::cocoon::os_image::unpack_image(
+            &layout, &desc, &args.dir, args.force, &bar,
+        )
+        .map(|f| vec![f]),
         other => anyhow::bail!(
             "{} is a {other}; unpack restores snapshots (into their files) and OS images \
              (cloud-image, into one disk file); use `epoch-store cat` for single blobs",
@@ -64,7 +64,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     let files = match unpacked {
         Ok(files) => files,
         Err(e)
-            if std::fs::read_to_string(args.dir.join(epoch_store::unpack::MARKER))
+            if std::fs::read_to_string(args.dir.join(epoch_store::chunks::restore::MARKER))
                 .is_ok_and(|m| m.contains(&desc.digest.to_string())) =>
         {
             return Err(anyhow::Error::new(e).context(format!(

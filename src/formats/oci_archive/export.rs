@@ -1,0 +1,421 @@
+//! Export: refs and everything they reach as one tar (see the
+//! [module docs](super)).
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use serde_json::Value;
+use tar::{EntryType, Header};
+
+use crate::error::{Error, IoContext, Result};
+use crate::formats::cocoon::stream::VERIFY_AHEAD;
+use crate::io::counting::Counting;
+use crate::io::digest::{Algorithm, Digest};
+use crate::io::durable;
+use crate::io::progress::Progress;
+use crate::model::name::validate_ref;
+use crate::model::{Descriptor, annotation, media_type};
+use crate::store::layout::{LAYOUT_VERSION, Layout, looks_like_digest};
+
+const BLOCK: usize = 512;
+/// Bytes read and written at a time while a large blob streams.
+const BUFFER: usize = 1 << 20;
+/// The longest name a ustar header holds without a PAX `path` record.
+const USTAR_NAME_LEN: usize = 100;
+/// The largest size a ustar header holds in octal (8 GiB - 1).
+const USTAR_SIZE_MAX: u64 = 0o777_7777_7777;
+
+/// What an archive will hold: the `index.json` entries asked for (as stored)
+/// and every blob they reach, each once, checked present with the right
+/// size. Build it with [`ArchivePlan::new`], write it with
+/// [`ArchivePlan::write`].
+#[derive(Clone, Debug)]
+pub struct ArchivePlan {
+    /// The archive's `index.json` entries, as stored in ours.
+    entries: Vec<Value>,
+    /// The same entries, parsed.
+    roots: Vec<Descriptor>,
+    /// Every blob reached, each once, in walk order.
+    blobs: Vec<Descriptor>,
+}
+
+impl ArchivePlan {
+    /// Resolves `refs` (ref names or digests) and walks everything they
+    /// reach. A ref gives its `index.json` entry as stored, ref name
+    /// included; a digest gives the entry of that digest as stored (an
+    /// untagged one if there is one) without its ref name, or, for a
+    /// manifest or index that is in no entry, a fresh untagged descriptor.
+    /// Refs given twice are exported once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `refs` is empty or a digest names a
+    /// blob that is not a manifest or index; [`Error::RefNotFound`],
+    /// [`Error::InvalidRef`], [`Error::InvalidDigest`]; a reachable
+    /// document that is missing, damaged or unparseable; a reachable blob
+    /// that is missing, not a regular file or of the wrong size.
+    pub fn new(layout: &Layout, refs: &[impl AsRef<str>]) -> Result<ArchivePlan> {
+        if refs.is_empty() {
+            return Err(Error::InvalidArgument(
+                "nothing to export: give at least one ref or digest".into(),
+            ));
+        }
+        let (raw, index) = layout.read_index_raw()?;
+        let stored: Value = serde_json::from_slice(&raw).map_err(|e| Error::InvalidDocument {
+            what: layout.index_path().display().to_string(),
+            reason: format!("malformed JSON: {e}"),
+        })?;
+        let list = stored
+            .get("manifests")
+            .and_then(Value::as_array)
+            .filter(|l| l.len() == index.entries().len())
+            .ok_or_else(|| Error::InvalidDocument {
+                what: layout.index_path().display().to_string(),
+                reason: "`manifests` is not an array".into(),
+            })?;
+        let entries = index.entries();
+        let mut plan = ArchivePlan {
+            entries: Vec::new(),
+            roots: Vec::new(),
+            blobs: Vec::new(),
+        };
+        for spec in refs {
+            let spec = spec.as_ref();
+            let (value, desc) = if looks_like_digest(spec) {
+                let digest = Digest::parse(spec)?;
+                let at = entries
+                    .iter()
+                    .position(|d| d.digest == digest && d.ref_name().is_none())
+                    .or_else(|| entries.iter().position(|d| d.digest == digest));
+                match at {
+                    Some(i) => {
+                        let mut value = list[i].clone();
+                        untag(&mut value);
+                        let mut desc = entries[i].clone();
+                        desc.annotations.remove(annotation::REF_NAME);
+                        (value, desc)
+                    }
+                    None => {
+                        let desc = layout.resolve_in(&index, spec)?;
+                        if !media_type::is_document(&desc.media_type) {
+                            return Err(Error::InvalidArgument(format!(
+                                "{spec} is a blob, not a manifest or index; an archive holds \
+                                 images and artifacts (give the manifest's ref or digest)"
+                            )));
+                        }
+                        let value =
+                            serde_json::to_value(&desc).expect("a descriptor always serializes");
+                        (value, desc)
+                    }
+                }
+            } else {
+                validate_ref(spec)?;
+                index.find(spec)?;
+                let i = entries
+                    .iter()
+                    .position(|d| d.ref_name() == Some(spec))
+                    .ok_or_else(|| Error::RefNotFound {
+                        name: spec.to_string(),
+                        path: layout.index_path(),
+                    })?;
+                (list[i].clone(), entries[i].clone())
+            };
+            if !plan.entries.contains(&value) {
+                plan.entries.push(value);
+                plan.roots.push(desc);
+            }
+        }
+        plan.collect_blobs(layout)?;
+        Ok(plan)
+    }
+
+    fn collect_blobs(&mut self, layout: &Layout) -> Result<()> {
+        let graph = layout.whole_graph(&self.roots, "cannot export")?;
+        self.blobs = graph
+            .blobs()
+            .into_iter()
+            .map(|(digest, size)| Descriptor::new(media_type::GENERIC, digest.clone(), size))
+            .collect();
+        Ok(())
+    }
+
+    /// The archive's `index.json` entries, parsed (in the order given).
+    pub fn roots(&self) -> &[Descriptor] {
+        &self.roots
+    }
+
+    /// Every blob the archive holds, each once, in member order (the media
+    /// type is not known for leaves: `application/octet-stream`).
+    pub fn blobs(&self) -> &[Descriptor] {
+        &self.blobs
+    }
+
+    /// The bytes of all blobs together.
+    pub fn blob_bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| b.size).sum()
+    }
+
+    /// The archive's `index.json`: compact JSON, the entries as stored.
+    pub fn index_json(&self) -> Vec<u8> {
+        let mut object = serde_json::Map::new();
+        object.insert("schemaVersion".into(), 2.into());
+        object.insert("mediaType".into(), media_type::OCI_INDEX.into());
+        object.insert("manifests".into(), Value::Array(self.entries.clone()));
+        serde_json::to_vec(&object).expect("a JSON map always serializes")
+    }
+
+    /// Writes the archive to `writer` and returns it. `progress` counts
+    /// blob bytes (total: [`ArchivePlan::blob_bytes`]).
+    ///
+    /// # Errors
+    /// A blob that is missing or damaged ([`Error::DigestMismatch`],
+    /// [`Error::SizeMismatch`], [`Error::BlobNotFound`], or [`Error::Io`]
+    /// naming the blob for damage found while a large blob streams); I/O
+    /// errors writing. After an error the stream is incomplete (no
+    /// end-of-archive marker, never ending on a member boundary) and every
+    /// tar reader refuses it.
+    pub fn write<W: Write>(
+        &self,
+        layout: &Layout,
+        writer: W,
+        progress: &dyn Progress,
+    ) -> Result<W> {
+        let mut out = Counting::new(writer);
+        match self.write_stream(layout, &mut out, progress) {
+            Ok(()) => Ok(out.inner),
+            Err(e) => {
+                // Go's archive/tar (skopeo's) takes a stream that stops
+                // between members as complete: one more byte makes it end
+                // inside a header, which every reader refuses.
+                if out.count > 0 && out.count.is_multiple_of(BLOCK as u64) {
+                    let _ = out.inner.write_all(&[0]);
+                }
+                let _ = out.inner.flush();
+                Err(e)
+            }
+        }
+    }
+
+    fn write_stream<W: Write>(
+        &self,
+        layout: &Layout,
+        out: &mut Counting<W>,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let marker = format!("{{\"imageLayoutVersion\":\"{LAYOUT_VERSION}\"}}");
+        put_member(
+            out,
+            "oci-layout",
+            0o644,
+            EntryType::Regular,
+            marker.as_bytes(),
+        )?;
+        put_member(
+            out,
+            "index.json",
+            0o644,
+            EntryType::Regular,
+            &self.index_json(),
+        )?;
+        put_member(out, "blobs/", 0o755, EntryType::Directory, &[])?;
+        for alg in Algorithm::ALL {
+            if self.blobs.iter().any(|b| b.digest.algorithm() == alg) {
+                let dir = format!("blobs/{}/", alg.name());
+                put_member(out, &dir, 0o755, EntryType::Directory, &[])?;
+            }
+        }
+        progress.begin("exporting", self.blob_bytes());
+        for blob in &self.blobs {
+            let name = format!("blobs/{}/{}", blob.digest.algorithm(), blob.digest.hex());
+            if blob.size <= VERIFY_AHEAD {
+                let data = layout.read_blob(blob, VERIFY_AHEAD)?;
+                put_member(out, &name, 0o644, EntryType::Regular, &data)?;
+            } else {
+                let mut reader = layout.open_blob(blob)?;
+                put_header(out, &name, 0o644, EntryType::Regular, blob.size)?;
+                stream_verified(&mut reader, blob, out, progress)?;
+                pad(out, blob.size)?;
+                continue;
+            }
+            progress.advance(blob.size);
+        }
+        out.write_all(&[0u8; 2 * BLOCK]).map_err(write_error)?;
+        out.flush().map_err(write_error)?;
+        progress.finish();
+        Ok(())
+    }
+}
+
+/// Removes the ref name from a stored entry (and an `annotations` object
+/// left empty).
+fn untag(value: &mut Value) {
+    if let Some(Value::Object(ann)) = value.get_mut("annotations") {
+        ann.remove(annotation::REF_NAME);
+        if ann.is_empty()
+            && let Some(obj) = value.as_object_mut()
+        {
+            obj.remove("annotations");
+        }
+    }
+}
+
+/// Copies a large blob, holding its last window back until the reader has
+/// reached its end, where [`crate::BlobReader`] checks size and digest.
+fn stream_verified<W: Write>(
+    reader: &mut crate::BlobReader,
+    blob: &Descriptor,
+    out: &mut Counting<W>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let what = format!("blob {}", blob.digest);
+    let mut buf = vec![0u8; BUFFER];
+    let mut left = blob.size;
+    while left > 0 {
+        let want = BUFFER.min(usize::try_from(left).unwrap_or(BUFFER));
+        reader.read_exact(&mut buf[..want]).ctx("read", &what)?;
+        left -= want as u64;
+        if left == 0 {
+            let mut one = [0u8; 1];
+            loop {
+                match reader.read(&mut one) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        return Err(Error::InvalidDocument {
+                            what,
+                            reason: format!("it is longer than its {} bytes", blob.size),
+                        });
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io("read", &what, e)),
+                }
+            }
+        }
+        out.write_all(&buf[..want]).map_err(write_error)?;
+        progress.advance(want as u64);
+    }
+    Ok(())
+}
+
+fn write_error(e: io::Error) -> Error {
+    Error::io("write", "the OCI archive", e)
+}
+
+/// A whole member: header, body, padding.
+fn put_member<W: Write>(
+    out: &mut W,
+    name: &str,
+    mode: u32,
+    kind: EntryType,
+    body: &[u8],
+) -> Result<()> {
+    put_header(out, name, mode, kind, body.len() as u64)?;
+    out.write_all(body).map_err(write_error)?;
+    pad(out, body.len() as u64)
+}
+
+/// A member's header, preceded by a PAX header when the name is over 100
+/// bytes (a sha512 blob) or the size over 8 GiB.
+fn put_header<W: Write>(
+    out: &mut W,
+    name: &str,
+    mode: u32,
+    kind: EntryType,
+    size: u64,
+) -> Result<()> {
+    let mut records: Vec<(&str, String)> = Vec::new();
+    if name.len() > USTAR_NAME_LEN {
+        records.push(("path", name.to_string()));
+    }
+    if size > USTAR_SIZE_MAX {
+        records.push(("size", size.to_string()));
+    }
+    if !records.is_empty() {
+        let data = pax_data(&records);
+        let short = &name[name.len().saturating_sub(80)..];
+        let h = header(
+            &format!("PaxHeaders/{short}"),
+            0o644,
+            EntryType::XHeader,
+            data.len() as u64,
+        );
+        out.write_all(h.as_bytes()).map_err(write_error)?;
+        out.write_all(&data).map_err(write_error)?;
+        pad(out, data.len() as u64)?;
+    }
+    let h = header(name, mode, kind, size);
+    out.write_all(h.as_bytes()).map_err(write_error)
+}
+
+fn pad<W: Write>(out: &mut W, len: u64) -> Result<()> {
+    let n = (BLOCK - (len % BLOCK as u64) as usize) % BLOCK;
+    out.write_all(&[0u8; BLOCK][..n]).map_err(write_error)
+}
+
+/// A deterministic ustar header: owner 0, mtime 0; a name over 100 bytes
+/// is cut (the PAX `path` record carries it whole), a size over 8 GiB is
+/// written base-256 (and in a PAX `size` record).
+fn header(name: &str, mode: u32, kind: EntryType, size: u64) -> Header {
+    let mut h = Header::new_ustar();
+    let bytes = name.as_bytes();
+    let n = bytes.len().min(USTAR_NAME_LEN);
+    h.as_old_mut().name[..n].copy_from_slice(&bytes[..n]);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(size);
+    h.set_entry_type(kind);
+    h.set_cksum();
+    h
+}
+
+/// PAX records, each `"<len> <key>=<value>\n"` with `len` counting itself.
+fn pax_data(records: &[(&str, String)]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for (key, value) in records {
+        let body = key.len() + value.len() + 3;
+        let mut len = body + 1;
+        while body + len.to_string().len() != len {
+            len = body + len.to_string().len();
+        }
+        data.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
+    }
+    data
+}
+
+/// Writes an archive of `refs` (ref names or digests) and everything they
+/// reach to `writer`, and returns the writer. See the [module docs](super)
+/// and [`ArchivePlan`].
+///
+/// # Errors
+/// As [`ArchivePlan::new`] and [`ArchivePlan::write`]; after an error the
+/// stream is incomplete and must be discarded.
+pub fn export_archive<W: Write>(
+    layout: &Layout,
+    refs: &[impl AsRef<str>],
+    writer: W,
+    progress: &dyn Progress,
+) -> Result<W> {
+    ArchivePlan::new(layout, refs)?.write(layout, writer, progress)
+}
+
+/// Writes `plan`'s archive into the file `dest` as the layout's own files
+/// are published: a temp file in `dest`'s directory (`.NAME.XXXX.part`),
+/// fsynced, renamed over `dest`, the directory fsynced. On error the temp
+/// file is removed and `dest` is untouched. Returns the bytes written.
+///
+/// # Errors
+/// As [`ArchivePlan::write`], and I/O errors creating, syncing or renaming.
+pub fn export_archive_file(
+    layout: &Layout,
+    plan: &ArchivePlan,
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    durable::write_file_replacing(dest, |out| plan.write(layout, out, progress).map(drop))
+}
+
+/// [`put_header`] for the module's tests.
+#[cfg(test)]
+pub(super) fn tests_put_header(out: &mut Vec<u8>, name: &str, size: u64) -> Result<()> {
+    put_header(out, name, 0o644, EntryType::Regular, size)
+}

@@ -1,0 +1,397 @@
+//! The publish protocol's primitives (see `docs/durability.md`): temp files
+//! outside `blobs/`, fsync, rename without clobbering, directory fsync, and
+//! safe opening of files that may be hostile.
+//!
+//! Every file epoch-store writes goes through [`TempFile`] and one of
+//! [`publish_noclobber`] or [`replace`]; nothing writes a final name in place.
+
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+
+/// A file being written under the layout's private temp directory.
+/// Dropped without being published, it is removed.
+pub(crate) struct TempFile {
+    inner: tempfile::NamedTempFile,
+}
+
+impl TempFile {
+    /// Creates a new, empty temp file (mode 0644 less umask) in `dir`.
+    pub(crate) fn new_in(dir: &Path) -> Result<TempFile> {
+        let inner = tempfile::Builder::new()
+            .prefix("tmp-")
+            .suffix(".part")
+            .permissions(fs::Permissions::from_mode(0o644))
+            .tempfile_in(dir)
+            .ctx("create temp file in", dir)?;
+        Ok(TempFile { inner })
+    }
+
+    /// The temp file's current path.
+    pub(crate) fn path(&self) -> &Path {
+        self.inner.path()
+    }
+
+    /// The open file.
+    pub(crate) fn file(&self) -> &File {
+        self.inner.as_file()
+    }
+
+    /// Writes all of `buf`, naming the temp file on error.
+    pub(crate) fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+        // Through the plain File: NamedTempFile's own Write adds the path to
+        // the message, which our error already names.
+        self.inner
+            .as_file()
+            .write_all(buf)
+            .ctx("write", self.inner.path())
+    }
+
+    /// Flushes the file's data and metadata to stable storage. An error here is
+    /// final: the caller must not publish the file (the kernel may have dropped
+    /// the dirty pages, and a second fsync can falsely succeed).
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.inner.as_file().sync_all().ctx("fsync", self.path())
+    }
+
+    /// Forgets the temp file after it has been renamed away.
+    fn disarm(self) {
+        // The path no longer exists; keep() only stops the drop-time unlink.
+        let _ = self.inner.into_temp_path().keep();
+    }
+}
+
+/// What [`publish_noclobber`] found at the destination.
+pub(crate) enum Published {
+    /// Our file now has the destination name.
+    New,
+    /// A file of that name already existed; our temp file is handed back
+    /// (dropping it removes it).
+    Existed(TempFile),
+}
+
+/// Renames a synced temp file to `dest` without replacing an existing file.
+///
+/// Uses `renameat2(RENAME_NOREPLACE)`; where the filesystem refuses that flag
+/// (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`, e.g. some FUSE and network filesystems)
+/// it falls back to check-then-rename, which is safe here because a blob name
+/// determines its bytes: the worst a race can do is replace a file with an
+/// identical one. The caller fsyncs `dest`'s directory.
+pub(crate) fn publish_noclobber(tmp: TempFile, dest: &Path) -> Result<Published> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    use rustix::io::Errno;
+    match renameat_with(CWD, tmp.path(), CWD, dest, RenameFlags::NOREPLACE) {
+        Ok(()) => {
+            tmp.disarm();
+            Ok(Published::New)
+        }
+        Err(Errno::EXIST) => Ok(Published::Existed(tmp)),
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            if fs::symlink_metadata(dest).is_ok() {
+                return Ok(Published::Existed(tmp));
+            }
+            replace_name(tmp, dest)?;
+            Ok(Published::New)
+        }
+        Err(e) => Err(Error::io("rename", dest, e.into())),
+    }
+}
+
+/// Renames a synced temp file over `dest`, replacing whatever was there.
+/// The caller fsyncs `dest`'s directory.
+pub(crate) fn replace_name(tmp: TempFile, dest: &Path) -> Result<()> {
+    fs::rename(tmp.path(), dest).ctx("rename", dest)?;
+    tmp.disarm();
+    Ok(())
+}
+
+/// Writes `bytes` to `dest` atomically and durably: temp file in `tmp_dir`,
+/// fsync, rename over `dest`, fsync `dest`'s directory.
+pub(crate) fn replace(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    replace_before_dir_sync(tmp_dir, dest, bytes)?;
+    sync_dir(parent(dest))
+}
+
+/// [`replace`] up to and including the rename: the new content is visible
+/// when this returns, and durable once the caller has fsynced the directory.
+pub(crate) fn replace_before_dir_sync(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = TempFile::new_in(tmp_dir)?;
+    tmp.write_all(bytes)?;
+    tmp.sync()?;
+    replace_name(tmp, dest)
+}
+
+/// The directory that holds `path`.
+pub(crate) fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Fsyncs a directory so that the names created or removed in it are durable.
+///
+/// `EINVAL` is tolerated (as borg does): SMB and some FUSE filesystems refuse
+/// fsync on a directory, and there is nothing more we can do there. Every
+/// other error is reported.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).ctx("open directory", dir)?;
+    match f.sync_all() {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => Ok(()),
+        r => r.ctx("fsync directory", dir),
+    }
+}
+
+/// Creates `dir` (and missing parents), fsyncing each parent whose entries changed.
+pub(crate) fn create_dir_durable(dir: &Path) -> Result<()> {
+    let mut missing: Vec<PathBuf> = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d.as_os_str().is_empty() || d.exists() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    for d in missing.iter().rev() {
+        match fs::create_dir(d) {
+            Ok(()) => sync_dir(parent(d))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create directory", d, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` is a real directory (`false`: it does not exist), never
+/// following a symlink.
+///
+/// # Errors
+/// [`Error::LayoutDirectory`] with `advice` when it is a symlink or not a
+/// directory; I/O errors.
+pub(crate) fn real_dir(path: &Path, advice: &'static str) -> Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => Ok(true),
+        Ok(md) => Err(Error::LayoutDirectory {
+            path: path.to_path_buf(),
+            kind: kind_name(&md),
+            advice,
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("stat", path, e)),
+    }
+}
+
+/// Sets a file's mtime to now, so that gc's grace period counts from this
+/// use. The kernel's clock stamps it (`UTIME_NOW`), not the process's: a
+/// process under clock skew or faketime must not stamp a fresh use in the
+/// past (or the future). Never follows a symlink. Permission errors and
+/// read-only media are ignored: the blob is still valid.
+pub(crate) fn touch(path: &Path) -> Result<()> {
+    use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_NOW, UTIME_OMIT, utimensat};
+    use rustix::io::Errno;
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_NOW,
+        },
+    };
+    match utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(()) | Err(Errno::ACCESS | Errno::PERM | Errno::ROFS) => Ok(()),
+        Err(e) => Err(Error::io("refresh mtime of", path, e.into())),
+    }
+}
+
+/// A short name for what a non-regular directory entry is.
+pub(crate) fn kind_name(md: &Metadata) -> &'static str {
+    let t = md.file_type();
+    if t.is_symlink() {
+        "symlink"
+    } else if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "device"
+    } else {
+        "regular file"
+    }
+}
+
+/// Opens a file that must be a regular file, never following a symlink and
+/// never blocking on a FIFO; returns it with its (fstat) metadata.
+///
+/// # Errors
+/// [`Error::NotRegularFile`] for symlinks, directories, FIFOs, sockets and devices.
+pub(crate) fn open_regular(path: &Path) -> Result<(File, Metadata)> {
+    let flags = rustix::fs::OFlags::NOFOLLOW.bits() | rustix::fs::OFlags::NONBLOCK.bits();
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(flags as i32)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(Error::NotRegularFile {
+                path: path.to_path_buf(),
+                kind: "symlink",
+            });
+        }
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let md = file.metadata().ctx("stat", path)?;
+    if !md.is_file() {
+        return Err(Error::NotRegularFile {
+            path: path.to_path_buf(),
+            kind: kind_name(&md),
+        });
+    }
+    Ok((file, md))
+}
+
+/// Reads a whole regular file of at most `limit` bytes into memory.
+pub(crate) fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let (file, md) = open_regular(path)?;
+    if md.len() > limit {
+        return Err(Error::TooLarge {
+            what: what.to_string(),
+            size: md.len(),
+            limit,
+        });
+    }
+    let mut buf = Vec::with_capacity(md.len() as usize);
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .ctx("read", path)?;
+    if buf.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            what: what.to_string(),
+            size: buf.len() as u64,
+            limit,
+        });
+    }
+    Ok(buf)
+}
+
+/// Writes a file outside the layout (an export) as the layout's own files
+/// are published: `write` fills a buffered temp file in `dest`'s directory
+/// (`.NAME.XXXX.part`, mode 0644), which is then flushed, fsynced, renamed
+/// over `dest`, and the directory fsynced. On error the temp file is
+/// removed and `dest` is untouched. Returns the bytes written.
+///
+/// # Errors
+/// What `write` returns; I/O errors creating, writing, syncing, renaming.
+pub(crate) fn write_file_replacing(
+    dest: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<u64> {
+    let dir = parent(dest);
+    let base = dest
+        .file_name()
+        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{base}."))
+        .suffix(".part")
+        .permissions(fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .ctx("create temp file in", dir)?;
+    let count = {
+        let mut out = crate::io::counting::Counting::new(io::BufWriter::with_capacity(
+            1 << 20,
+            tmp.as_file(),
+        ));
+        write(&mut out)?;
+        out.inner
+            .into_inner()
+            .map_err(|e| Error::io("write", tmp.path(), e.into_error()))?;
+        out.count
+    };
+    tmp.as_file().sync_all().ctx("fsync", tmp.path())?;
+    tmp.persist(dest)
+        .map_err(|e| Error::io("rename", dest, e.error))?;
+    sync_dir(dir)?;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_noclobber_keeps_the_existing_file() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("name");
+        fs::write(&dest, b"first").unwrap();
+        let mut tmp = TempFile::new_in(dir.path())?;
+        tmp.write_all(b"second")?;
+        tmp.sync()?;
+        let tmp_path = tmp.path().to_path_buf();
+        assert!(matches!(
+            publish_noclobber(tmp, &dest)?,
+            Published::Existed(_)
+        ));
+        assert_eq!(fs::read(&dest).unwrap(), b"first");
+        assert!(!tmp_path.exists(), "the discarded temp file is removed");
+        Ok(())
+    }
+
+    #[test]
+    fn replace_writes_new_content() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("index.json");
+        replace(dir.path(), &dest, b"one")?;
+        replace(dir.path(), &dest, b"two")?;
+        assert_eq!(fs::read(&dest).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn open_regular_refuses_symlinks_and_fifos() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"secret").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        for (p, kind) in [
+            (&link, "symlink"),
+            (&fifo, "FIFO"),
+            (&dir.path().to_path_buf(), "directory"),
+        ] {
+            match open_regular(p) {
+                Err(Error::NotRegularFile { kind: k, .. }) => assert_eq!(k, kind),
+                other => panic!("{p:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn read_capped_refuses_large_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        fs::write(&p, vec![b'x'; 100]).unwrap();
+        assert!(matches!(
+            read_capped(&p, 99, "big"),
+            Err(Error::TooLarge { size: 100, .. })
+        ));
+        assert_eq!(read_capped(&p, 100, "big").unwrap().len(), 100);
+    }
+}

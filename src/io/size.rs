@@ -1,0 +1,85 @@
+//! SIZE arguments: plain bytes or binary suffixes (`8MiB`, `512MiB`, `1GiB`).
+
+use crate::error::{Error, Result};
+
+/// Parses a size: digits, optionally followed by `B`, `KiB`, `MiB`, `GiB`,
+/// `TiB` (or their one-letter forms `K`, `M`, `G`, `T`, also binary), case
+/// insensitive. Decimal units (`MB`, `GB`) are refused rather than guessed.
+///
+/// ```
+/// use epoch_store::io::size::parse_size;
+/// assert_eq!(parse_size("512MiB")?, 512 << 20);
+/// assert_eq!(parse_size("1GiB")?, 1 << 30);
+/// assert_eq!(parse_size("4096")?, 4096);
+/// assert!(parse_size("1GB").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidArgument`] saying what was expected.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let bad = |why: &str| {
+        Error::InvalidArgument(format!(
+            "invalid size {s:?}: {why} (examples: 4096, 8MiB, 512MiB, 1GiB)"
+        ))
+    };
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(bad("it must start with a whole number"));
+    }
+    let n: u64 = t[..digits]
+        .parse()
+        .map_err(|_| bad("the number is too large"))?;
+    let unit = t[digits..].trim();
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "t" | "tib" => 40,
+        "kb" | "mb" | "gb" | "tb" => {
+            return Err(bad(
+                "decimal units are ambiguous; use KiB, MiB, GiB or plain bytes",
+            ));
+        }
+        _ => return Err(bad("unknown unit")),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| bad("it does not fit in 64 bits"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_suffixes_and_plain_bytes() -> Result<()> {
+        assert_eq!(parse_size("0")?, 0);
+        assert_eq!(parse_size("8MiB")?, 8 << 20);
+        assert_eq!(parse_size("8mib")?, 8 << 20);
+        assert_eq!(parse_size("8 MiB")?, 8 << 20);
+        assert_eq!(parse_size("1900M")?, 1900 << 20);
+        assert_eq!(parse_size("4GiB")?, 4 << 30);
+        assert_eq!(parse_size("2T")?, 2 << 40);
+        assert_eq!(parse_size("123B")?, 123);
+        Ok(())
+    }
+
+    #[test]
+    fn nonsense_is_refused() {
+        for bad in [
+            "",
+            "MiB",
+            "-1",
+            "1.5GiB",
+            "1GB",
+            "1 parsec",
+            "99999999999999999999",
+            "20000000TiB",
+            "0x10",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

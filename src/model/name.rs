@@ -1,0 +1,165 @@
+//! Ref names: the `org.opencontainers.image.ref.name` annotation grammar.
+//!
+//! ```text
+//! ref       ::= component ("/" component)*
+//! component ::= alphanum (separator alphanum)*
+//! separator ::= [-._:@+] | "--"
+//! ```
+//! By convention a ref is `name:tag` (`sre-agent-bot:v2`,
+//! `ghcr.io/cocoonstack/ubuntu:24.04`); any valid ref name (`base`) is accepted.
+
+use crate::error::{Error, Result};
+
+/// Longest ref name accepted; far beyond any real one, short enough to print.
+pub const MAX_REF_LEN: usize = 1024;
+
+/// Checks that `name` is a valid ref name.
+///
+/// ```
+/// use epoch_store::validate_ref;
+/// assert!(validate_ref("ghcr.io/cocoonstack/ubuntu:24.04").is_ok());
+/// assert!(validate_ref("../x").is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidRef`] saying which rule is broken.
+pub fn validate_ref(name: &str) -> Result<()> {
+    let bad = |reason: String| Error::InvalidRef {
+        value: name.chars().take(200).collect(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(bad("a ref name cannot be empty".into()));
+    }
+    if name.len() > MAX_REF_LEN {
+        return Err(bad(format!("longer than {MAX_REF_LEN} bytes")));
+    }
+    for component in name.split('/') {
+        validate_component(component).map_err(&bad)?;
+    }
+    Ok(())
+}
+
+fn validate_component(c: &str) -> std::result::Result<(), String> {
+    let b = c.as_bytes();
+    if b.is_empty() {
+        return Err("empty path component (leading, trailing or double '/')".into());
+    }
+    let alnum = |x: u8| x.is_ascii_alphanumeric();
+    let sep = |x: u8| matches!(x, b'-' | b'.' | b'_' | b':' | b'@' | b'+');
+    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return Err(format!(
+            "component {c:?} must start and end with a letter or digit"
+        ));
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: one of [-._:@+], or exactly "--".
+        let run = b[i..].iter().take_while(|&&x| !alnum(x)).count();
+        let ok = (run == 1 && sep(b[i])) || &b[i..i + run] == b"--";
+        if !ok {
+            let shown = String::from_utf8_lossy(&b[i..i + run]);
+            return Err(format!(
+                "{shown:?} is not allowed in a ref name (letters, digits, and single -._:@+ or -- between them)"
+            ));
+        }
+        i += run;
+    }
+    Ok(())
+}
+
+/// Splits a conventional `name:tag` ref at its last `:` after the last `/`.
+/// A ref with no tag part is returned as `(ref, None)`.
+pub fn split_tag(name: &str) -> (&str, Option<&str>) {
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[slash..].rfind(':') {
+        Some(i) => (&name[..slash + i], Some(&name[slash + i + 1..])),
+        None => (name, None),
+    }
+}
+
+/// Checks that `name` is a plain file name: not empty, not `.` or `..`, no
+/// `/`, no NUL. Titles in manifests and names in tar streams come from
+/// outside; nothing else may become a path.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming what is wrong.
+pub fn validate_file_name(name: &str) -> Result<()> {
+    let why = if name.is_empty() {
+        "it is empty"
+    } else if name == "." || name == ".." {
+        "it names a directory"
+    } else if name.contains('/') {
+        "it contains '/'"
+    } else if name.contains('\0') {
+        "it contains a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidArgument(format!(
+        "refusing file name {name:?}: {why}; only plain file names are restored"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_are_not_plain_are_refused() {
+        for bad in ["", ".", "..", "../x", "/abs", "a/b", "a\0b"] {
+            assert!(validate_file_name(bad).is_err(), "{bad:?}");
+        }
+        for ok in [
+            "memory-ranges",
+            "overlay.qcow2",
+            ".hidden",
+            "data-1.raw",
+            "a b",
+        ] {
+            assert!(validate_file_name(ok).is_ok(), "{ok:?}");
+        }
+    }
+
+    /// Packs a sparse file in chunks and restores it: same bytes, same holes.
+
+    #[test]
+    fn accepts_the_grammar() {
+        for ok in [
+            "base",
+            "sre-agent-bot:v2",
+            "ghcr.io/cocoonstack/ubuntu:24.04",
+            "a--b",
+            "a@b+c",
+            "v1.0_rc-1",
+            "x/y/z:1",
+        ] {
+            assert!(validate_ref(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_what_is_not_grammar() {
+        for bad in [
+            "", "../x", "/abs", "a/", "a//b", ".", "a..b", "a---b", "-a", "a-", "a b", "a\0b", "ü",
+            "a:", ":a", "a/../b", "a\\b",
+        ] {
+            assert!(validate_ref(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(validate_ref(&"a".repeat(MAX_REF_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn splits_name_and_tag() {
+        assert_eq!(
+            split_tag("ghcr.io:5000/x/ubuntu:24.04"),
+            ("ghcr.io:5000/x/ubuntu", Some("24.04"))
+        );
+        assert_eq!(split_tag("localhost:5000/x"), ("localhost:5000/x", None));
+        assert_eq!(split_tag("base"), ("base", None));
+    }
+}

@@ -1,0 +1,267 @@
+//! Garbage collection: plan, then apply.
+//!
+//! Roots are every `index.json` entry, tagged or not. A blob is garbage when
+//! nothing reachable from a root points to it and it is older than the grace
+//! period; temp files older than the grace period are abandoned writes.
+//! Two defences keep live data: epoch-store writers hold a shared lock for
+//! their whole run, which [`Layout::gc`] takes exclusively, and the grace
+//! period covers tools that do not know the lock (skopeo, oras, umoci).
+
+mod sweep;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::io::digest::Digest;
+use crate::io::durable;
+use crate::io::progress::Progress;
+use crate::store::graph::Graph;
+use crate::store::inventory::Inventory;
+use crate::store::layout::Layout;
+use crate::store::lock::GC_LOCK;
+use crate::store::lock::{self, Mode};
+use sweep::{Candidate, Outcome};
+
+/// Options for gc.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct GcOptions {
+    /// Unreachable blobs and temp files younger than this are kept (default 24 h).
+    pub grace: Duration,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl GcOptions {
+    /// Sets the grace period.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+}
+
+/// One file gc would remove.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Garbage {
+    /// Its path.
+    pub path: PathBuf,
+    /// The blob's digest; `None` for a temp file.
+    pub digest: Option<Digest>,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// What gc found and would do.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcPlan {
+    /// `index.json` entries.
+    pub roots: usize,
+    /// Blobs reachable from them, present on disk.
+    pub reachable_blobs: usize,
+    /// Their bytes.
+    pub reachable_bytes: u64,
+    /// Unreachable blobs to remove.
+    pub blobs: Vec<Garbage>,
+    /// Abandoned temp files to remove.
+    pub temp_files: Vec<Garbage>,
+    /// Unreachable blobs kept because they are younger than the grace period.
+    pub young_blobs: usize,
+    /// Their bytes.
+    pub young_bytes: u64,
+    /// Unreachable blobs kept because their modification time is in the
+    /// future (a clock was wrong when they were written or touched): their
+    /// age is unknown, so no grace period can be judged.
+    pub future_blobs: usize,
+    /// Their bytes.
+    pub future_bytes: u64,
+}
+
+impl GcPlan {
+    /// Bytes the plan frees.
+    pub fn bytes(&self) -> u64 {
+        self.blobs
+            .iter()
+            .chain(&self.temp_files)
+            .map(|g| g.size)
+            .sum()
+    }
+}
+
+/// What gc did.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcReport {
+    /// The plan that was applied.
+    pub plan: GcPlan,
+    /// Blobs removed.
+    pub removed_blobs: usize,
+    /// Temp files removed.
+    pub removed_temp_files: usize,
+    /// Bytes freed.
+    pub removed_bytes: u64,
+}
+
+impl Layout {
+    /// Plans a gc without changing anything or taking a lock (`--dry-run`).
+    ///
+    /// # Errors
+    /// [`Error::GcRefused`] when a reachable document is missing or damaged
+    /// (its children are unknown, so nothing can be called garbage), and
+    /// errors reading `index.json` or listing `blobs/`.
+    pub fn plan_gc(&self, options: &GcOptions) -> Result<GcPlan> {
+        Ok(self.gc_pass(options, false)?.plan)
+    }
+
+    /// Takes the gc lock exclusively (waiting for running writers), plans
+    /// under it, and removes the garbage; then fsyncs the blob directories.
+    ///
+    /// # Errors
+    /// As [`Layout::plan_gc`], and I/O errors removing files (files already
+    /// gone are fine).
+    pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
+        self.gc_with(options, &crate::NoProgress)
+    }
+
+    /// [`Layout::gc`], telling `progress` when it has to wait for running
+    /// writers (naming their process ids where the system says).
+    ///
+    /// # Errors
+    /// As [`Layout::gc`].
+    pub fn gc_with(&self, options: &GcOptions, progress: &dyn Progress) -> Result<GcReport> {
+        self.ensure_private()?;
+        let path = self.lock_path(GC_LOCK);
+        let _lock = lock::acquire_noting(&path, Mode::Exclusive, &|pids| {
+            progress.waiting(&format!(
+                "gc is waiting for the lock {} held by {}, a writer still at work; \
+                 it goes on when the writer is done (Ctrl-C to give up)",
+                path.display(),
+                lock::describe(pids)
+            ));
+        })?;
+        self.gc_pass(options, true)
+    }
+
+    /// Finds what nothing reaches, then judges (and with `remove`, deletes)
+    /// each candidate by its mtime, on many threads at once: stat and unlink
+    /// are I/O, and with `-o discard` every unlink waits for the device.
+    fn gc_pass(&self, options: &GcOptions, remove: bool) -> Result<GcReport> {
+        let index = self.read_index()?;
+        let roots = index.entries();
+        // The walk reads manifests, the scan lists directories: overlap them.
+        let (graph, inventory) = rayon::join(|| Graph::walk(self, roots), || Inventory::scan(self));
+        let inventory = inventory?;
+        // What was just read as a reachable document must be among the
+        // blobs listed: if not, the listing does not show what the reads
+        // see (a directory swapped under us), and nothing may be judged.
+        if let Some(d) = graph
+            .documents
+            .keys()
+            .find(|d| !inventory.blobs.contains_key(*d))
+        {
+            return Err(Error::GcRefused {
+                reason: format!(
+                    "the reachable document {d} was read, but the listing of {} does not show it; \
+                     the layout's directories are not what they seem. Run `epoch-store verify`",
+                    self.blobs_dir(d.algorithm()).display()
+                ),
+            });
+        }
+        if let Some((desc, e)) = graph.failures.first() {
+            return Err(Error::GcRefused {
+                reason: format!(
+                    "{} of the reachable manifests cannot be read, so what they reference is unknown; first: {}: {e}. \
+                     Run `epoch-store verify`, then restore the document or untag the refs that reach it",
+                    graph.failures.len(),
+                    desc.digest
+                ),
+            });
+        }
+        let described: HashMap<&Digest, u64> =
+            graph.edges.iter().map(|e| (&e.digest, e.size)).collect();
+        let mut report = GcReport::default();
+        report.plan.roots = roots.len();
+        let mut candidates: Vec<Candidate<'_>> = Vec::new();
+        for (digest, file) in &inventory.blobs {
+            match described.get(digest) {
+                Some(size) => {
+                    report.plan.reachable_blobs += 1;
+                    report.plan.reachable_bytes += size;
+                }
+                None => candidates.push(Candidate {
+                    digest: Some(digest),
+                    file,
+                }),
+            }
+        }
+        candidates.extend(
+            inventory
+                .temp_files
+                .iter()
+                .map(|file| Candidate { digest: None, file }),
+        );
+        let cutoff = SystemTime::now()
+            .checked_sub(options.grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let outcomes = sweep::run(&candidates, cutoff, remove)?;
+        let mut dirs = BTreeSet::new();
+        for (c, outcome) in candidates.iter().zip(outcomes) {
+            let size = match outcome {
+                Outcome::Gone => continue,
+                Outcome::Young(size) => {
+                    if c.digest.is_some() {
+                        report.plan.young_blobs += 1;
+                        report.plan.young_bytes += size;
+                    }
+                    continue;
+                }
+                Outcome::Future(size) => {
+                    if c.digest.is_some() {
+                        report.plan.future_blobs += 1;
+                        report.plan.future_bytes += size;
+                    }
+                    continue;
+                }
+                Outcome::Garbage(size) => size,
+                Outcome::Removed(size) => {
+                    report.removed_bytes += size;
+                    if c.digest.is_some() {
+                        report.removed_blobs += 1;
+                        dirs.insert(durable::parent(&c.file.path));
+                    } else {
+                        report.removed_temp_files += 1;
+                    }
+                    size
+                }
+            };
+            let garbage = Garbage {
+                path: c.file.path.clone(),
+                digest: c.digest.cloned(),
+                size,
+            };
+            match c.digest {
+                Some(_) => report.plan.blobs.push(garbage),
+                None => report.plan.temp_files.push(garbage),
+            }
+        }
+        report
+            .plan
+            .blobs
+            .sort_unstable_by(|a, b| a.digest.cmp(&b.digest));
+        for dir in dirs {
+            durable::sync_dir(dir)?;
+        }
+        Ok(report)
+    }
+}
