@@ -1,6 +1,7 @@
 //! Restoring files from their blobs: chunks are read verified, in parallel,
 //! and written at their offsets in the logical file, so holes stay holes.
-//! Every file is restored into a fresh temp file sized with `set_len`, so
+//! Every file is restored into a fresh temp file sized with `set_len` (or
+//! grown by its writes where the filesystem cannot size a file so), so
 //! all-zero 4 KiB blocks (aligned in the file) are skipped rather than
 //! written: zero runs in the data (a qcow2's unused clusters, a raw disk
 //! joined from parts, free guest pages) become holes too. The bytes are the
@@ -14,14 +15,13 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::io::copy_range::CopyMode;
 use crate::io::digest::Hasher;
-use crate::io::durable;
+use crate::io::durable::{self, Published, TempFile};
 use crate::io::progress::Progress;
 use crate::io::sparse::SparseMap;
 use crate::model::Descriptor;
 use crate::store::layout::Layout;
 
 pub use super::resume::MARKER;
-use super::resume::TEMP_RANDOM_LEN;
 use crate::model::name::validate_file_name;
 
 /// Bytes copied from a blob to the file at a time.
@@ -92,15 +92,9 @@ pub fn restore_file(
             ),
         });
     }
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .rand_bytes(TEMP_RANDOM_LEN)
-        .tempfile_in(dir)
-        .ctx("create temp file in", dir)?;
-    let file = tmp.as_file();
-    file.set_len(map.logical_size())
-        .ctx("truncate", tmp.path())?;
+    let tmp = TempFile::beside(dir, name, 0o600)?;
+    let file = tmp.file();
+    let sized = crate::io::sparse::presize(file, tmp.path(), map.logical_size())?;
     let mut starts = Vec::with_capacity(chunks.len());
     let mut at = 0u64;
     for c in chunks {
@@ -108,25 +102,51 @@ pub fn restore_file(
         at += c.decoded_len;
     }
     let jobs: Vec<(usize, u64)> = starts.into_iter().enumerate().collect();
-    let results = crate::io::hash::par_map_by_size(
-        &jobs,
-        |&(i, _)| chunks[i].decoded_len,
-        |&(i, start)| copy_chunk(layout, &chunks[i], map, start, file, tmp.path(), progress),
-    );
-    results.into_iter().collect::<Result<Vec<()>>>()?;
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
-        .ctx("chmod", tmp.path())?;
-    file.sync_all().ctx("fsync", tmp.path())?;
-    if force {
-        tmp.persist(&dest)
-            .map_err(|e| Error::io("rename", &dest, e.error))?;
+    let copy = |&(i, start): &(usize, u64)| {
+        copy_chunk(layout, &chunks[i], map, start, file, tmp.path(), progress)
+    };
+    if sized {
+        let results =
+            crate::io::hash::par_map_by_size(&jobs, |&(i, _)| chunks[i].decoded_len, copy);
+        results.into_iter().collect::<Result<Vec<()>>>()?;
     } else {
-        tmp.persist_noclobber(&dest)
-            .map_err(|e| Error::io("rename", &dest, e.error))?;
+        // A file the filesystem would not size grows as it is written, so
+        // it is written in order: fusefat loses writes made past the end
+        // of a file by several threads at once.
+        jobs.iter().try_for_each(copy)?;
+        crate::io::sparse::grow_to(file, tmp.path(), map.logical_size())?;
+    }
+    set_mode(file, tmp.path(), mode)?;
+    tmp.sync()?;
+    if force {
+        durable::replace_name(tmp, &dest)?;
+    } else if let Published::Existed(_) = durable::publish_noclobber(tmp, &dest)? {
+        return Err(Error::InvalidArgument(format!(
+            "{} appeared while it was being restored; remove it or pass --force",
+            dest.display()
+        )));
     }
     durable::sync_dir(dir)?;
     Ok(dest)
+}
+
+/// Gives the restored file its mode, where the filesystem keeps modes:
+/// FAT has none, and fusefat refuses `chmod` outright (`ENOSYS`), which is
+/// no reason to refuse the unpack.
+fn set_mode(file: &File, path: &Path, mode: u32) -> Result<()> {
+    use rustix::io::Errno;
+    use std::os::unix::fs::PermissionsExt;
+    match file.set_permissions(fs::Permissions::from_mode(mode & 0o7777)) {
+        Err(e)
+            if matches!(
+                Errno::from_io_error(&e),
+                Some(Errno::NOSYS | Errno::OPNOTSUPP | Errno::PERM)
+            ) =>
+        {
+            Ok(())
+        }
+        other => other.ctx("chmod", path),
+    }
 }
 
 /// Copies one verified chunk to its places in the file, decoding zstd on

@@ -29,9 +29,6 @@ pub const MARKER: &str = ".epoch-store-unpack.json";
 /// Largest marker read.
 const MARKER_LIMIT: u64 = 4 << 20;
 
-/// Random characters in a temp file's name (`.NAME.XXXXXX.part`).
-pub(super) const TEMP_RANDOM_LEN: usize = 6;
-
 #[derive(Serialize, Deserialize)]
 struct Marker {
     manifest: String,
@@ -156,7 +153,7 @@ fn read_marker(path: &Path) -> Result<Option<Marker>> {
         })
 }
 
-/// Removes the temp files (`.NAME.XXXXXX.part`, as [`super::restore_file`]
+/// Removes the temp files (`.NAME.XXXXXX.part`, as [`restore_file`](super::restore::restore_file)
 /// names them) that a killed run left for `names`. Only regular files with
 /// exactly that shape are touched.
 fn remove_temp_files(dir: &Path, names: &BTreeSet<&str>) -> Result<()> {
@@ -196,7 +193,7 @@ pub(crate) fn is_temp_of(file_name: &str, name: &str) -> bool {
     else {
         return false;
     };
-    rest.len() == TEMP_RANDOM_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    rest.len() == durable::BESIDE_RANDOM_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]

@@ -1,30 +1,52 @@
-//! The publish protocol's primitives (see `docs/durability.md`): temp files
-//! outside `blobs/`, fsync, rename without clobbering, directory fsync, and
-//! safe opening of files that may be hostile.
+//! The publish protocol's primitives (see `docs/durability.md`): temp files,
+//! fsync, rename without clobbering, directory fsync, and safe opening of
+//! files that may be hostile.
 //!
-//! Every file epoch-store writes goes through [`TempFile`] and one of
-//! [`publish_noclobber`] or [`replace`]; nothing writes a final name in place.
+//! Every file epoch-store writes is a [`TempFile`] (in the layout's private
+//! directory, or beside its destination for files written outside a layout),
+//! synced and then renamed into place by [`publish_noclobber`] or
+//! [`replace_name`] (or [`replace`] for small documents); nothing writes a
+//! final name in place.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::{Error, IoContext, Result};
 
-/// A file being written under the layout's private temp directory.
-/// Dropped without being published, it is removed.
+/// Random characters in the name of a temp file written beside its
+/// destination (`.NAME.XXXXXX.part`, see [`TempFile::beside`]).
+pub(crate) const BESIDE_RANDOM_LEN: usize = 6;
+
+/// A file being written under a temp name. Dropped without being
+/// published, it is removed.
 pub(crate) struct TempFile {
     inner: tempfile::NamedTempFile,
 }
 
 impl TempFile {
-    /// Creates a new, empty temp file (mode 0644 less umask) in `dir`.
+    /// Creates a new, empty temp file (`tmp-XXXXXX.part`, mode 0644 less
+    /// umask) in `dir`, the layout's private temp directory.
     pub(crate) fn new_in(dir: &Path) -> Result<TempFile> {
+        TempFile::create(dir, "tmp-", 6, 0o644)
+    }
+
+    /// Creates a new, empty temp file beside the file `name` it will become,
+    /// in that file's directory `dir`: `.NAME.XXXXXX.part`, hidden, so that a
+    /// rerun can tell its own leftovers apart from the user's files.
+    pub(crate) fn beside(dir: &Path, name: &str, mode: u32) -> Result<TempFile> {
+        TempFile::create(dir, &format!(".{name}."), BESIDE_RANDOM_LEN, mode)
+    }
+
+    fn create(dir: &Path, prefix: &str, random: usize, mode: u32) -> Result<TempFile> {
         let inner = tempfile::Builder::new()
-            .prefix("tmp-")
+            .prefix(prefix)
             .suffix(".part")
-            .permissions(fs::Permissions::from_mode(0o644))
+            .rand_bytes(random)
+            .permissions(fs::Permissions::from_mode(mode))
             .tempfile_in(dir)
             .ctx("create temp file in", dir)?;
         Ok(TempFile { inner })
@@ -73,31 +95,95 @@ pub(crate) enum Published {
     Existed(TempFile),
 }
 
+/// How a filesystem takes a rename that must not replace an existing file,
+/// best first. Learned once per filesystem (device) and remembered for the
+/// life of the process, so that a stick that refuses the first way costs
+/// one refused call, not one per file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum NoClobber {
+    /// `renameat2(RENAME_NOREPLACE)`: atomic.
+    Renameat2,
+    /// `link` then `unlink` of the temp name: atomic too (the link fails
+    /// with `EEXIST`), for filesystems without the rename flag (many FUSE
+    /// and network filesystems).
+    Link,
+    /// Check that the name is free, then rename: what is left on
+    /// filesystems with neither (FAT behind FUSE). Not atomic: a file
+    /// created under the same name in between is replaced. For blobs that
+    /// is harmless (a blob's name determines its bytes); for unpacked
+    /// files it is the one race left on such media.
+    CheckThenRename,
+}
+
+/// The way each device (`st_dev`) was found to take [`NoClobber`] renames.
+static NO_CLOBBER: Mutex<BTreeMap<u64, NoClobber>> = Mutex::new(BTreeMap::new());
+
+fn no_clobber_way(dev: u64) -> NoClobber {
+    let known = NO_CLOBBER.lock().unwrap_or_else(|p| p.into_inner());
+    known.get(&dev).copied().unwrap_or(NoClobber::Renameat2)
+}
+
+fn refused(dev: u64, next: NoClobber) {
+    let mut known = NO_CLOBBER.lock().unwrap_or_else(|p| p.into_inner());
+    let way = known.entry(dev).or_insert(next);
+    *way = (*way).max(next);
+}
+
 /// Renames a synced temp file to `dest` without replacing an existing file.
 ///
-/// Uses `renameat2(RENAME_NOREPLACE)`; where the filesystem refuses that flag
-/// (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`, e.g. some FUSE and network filesystems)
-/// it falls back to check-then-rename, which is safe here because a blob name
-/// determines its bytes: the worst a race can do is replace a file with an
-/// identical one. The caller fsyncs `dest`'s directory.
+/// Tries the [`NoClobber`] ways in order, from the best the filesystem
+/// is known to take: `renameat2(RENAME_NOREPLACE)`; where the filesystem
+/// refuses that flag (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`), `link` + `unlink`;
+/// where it has no hard links either, check-then-rename. The caller fsyncs
+/// `dest`'s directory.
 pub(crate) fn publish_noclobber(tmp: TempFile, dest: &Path) -> Result<Published> {
     use rustix::fs::{CWD, RenameFlags, renameat_with};
     use rustix::io::Errno;
-    match renameat_with(CWD, tmp.path(), CWD, dest, RenameFlags::NOREPLACE) {
-        Ok(()) => {
-            tmp.disarm();
-            Ok(Published::New)
-        }
-        Err(Errno::EXIST) => Ok(Published::Existed(tmp)),
-        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
-            if fs::symlink_metadata(dest).is_ok() {
-                return Ok(Published::Existed(tmp));
+    let dev = tmp.file().metadata().ctx("stat", tmp.path())?.dev();
+    let mut way = no_clobber_way(dev);
+    loop {
+        match way {
+            NoClobber::Renameat2 => {
+                match renameat_with(CWD, tmp.path(), CWD, dest, RenameFlags::NOREPLACE) {
+                    Ok(()) => break,
+                    Err(Errno::EXIST) => return Ok(Published::Existed(tmp)),
+                    Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => way = NoClobber::Link,
+                    Err(e) => return Err(Error::io("rename", dest, e.into())),
+                }
             }
-            replace_name(tmp, dest)?;
-            Ok(Published::New)
+            NoClobber::Link => match fs::hard_link(tmp.path(), dest) {
+                Ok(()) => {
+                    // The file is published under `dest`; the temp name
+                    // goes now (a failure leaves a temp file, which gc or
+                    // the next unpack removes, never a damaged `dest`).
+                    let _ = fs::remove_file(tmp.path());
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Ok(Published::Existed(tmp));
+                }
+                Err(e)
+                    if matches!(
+                        Errno::from_io_error(&e),
+                        Some(Errno::PERM | Errno::OPNOTSUPP | Errno::NOSYS | Errno::MLINK)
+                    ) =>
+                {
+                    way = NoClobber::CheckThenRename;
+                }
+                Err(e) => return Err(Error::io("link", dest, e)),
+            },
+            NoClobber::CheckThenRename => {
+                if fs::symlink_metadata(dest).is_ok() {
+                    return Ok(Published::Existed(tmp));
+                }
+                fs::rename(tmp.path(), dest).ctx("rename", dest)?;
+                break;
+            }
         }
-        Err(e) => Err(Error::io("rename", dest, e.into())),
+        refused(dev, way);
     }
+    tmp.disarm();
+    Ok(Published::New)
 }
 
 /// Renames a synced temp file over `dest`, replacing whatever was there.
@@ -283,10 +369,10 @@ pub(crate) fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>
 }
 
 /// Writes a file outside the layout (an export) as the layout's own files
-/// are published: `write` fills a buffered temp file in `dest`'s directory
-/// (`.NAME.XXXX.part`, mode 0644), which is then flushed, fsynced, renamed
-/// over `dest`, and the directory fsynced. On error the temp file is
-/// removed and `dest` is untouched. Returns the bytes written.
+/// are published: `write` fills a buffered [`TempFile::beside`] `dest`
+/// (mode 0644), which is then flushed, fsynced, renamed over `dest`, and the
+/// directory fsynced. On error the temp file is removed and `dest` is
+/// untouched. Returns the bytes written.
 ///
 /// # Errors
 /// What `write` returns; I/O errors creating, writing, syncing, renaming.
@@ -298,26 +384,18 @@ pub(crate) fn write_file_replacing(
     let base = dest
         .file_name()
         .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{base}."))
-        .suffix(".part")
-        .permissions(fs::Permissions::from_mode(0o644))
-        .tempfile_in(dir)
-        .ctx("create temp file in", dir)?;
+    let tmp = TempFile::beside(dir, &base, 0o644)?;
     let count = {
-        let mut out = crate::io::counting::Counting::new(io::BufWriter::with_capacity(
-            1 << 20,
-            tmp.as_file(),
-        ));
+        let mut out =
+            crate::io::counting::Counting::new(io::BufWriter::with_capacity(1 << 20, tmp.file()));
         write(&mut out)?;
         out.inner
             .into_inner()
             .map_err(|e| Error::io("write", tmp.path(), e.into_error()))?;
         out.count
     };
-    tmp.as_file().sync_all().ctx("fsync", tmp.path())?;
-    tmp.persist(dest)
-        .map_err(|e| Error::io("rename", dest, e.error))?;
+    tmp.sync()?;
+    replace_name(tmp, dest)?;
     sync_dir(dir)?;
     Ok(count)
 }

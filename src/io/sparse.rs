@@ -195,6 +195,47 @@ impl SparseMap {
     }
 }
 
+/// Sizes a new, empty file to `len` bytes of zeros with `set_len`, which
+/// leaves a hole on filesystems that have them. Where the filesystem
+/// refuses to grow a file that way (fusefat has no truncate), returns
+/// `false`: the caller writes its data at its offsets anyway (POSIX makes a
+/// gap left by a write past the end read as zeros) and then calls
+/// [`grow_to`]. Either way every byte not written reads as zero, so a caller
+/// may skip writing zero blocks.
+///
+/// # Errors
+/// I/O errors naming `path`.
+pub(crate) fn presize(file: &File, path: &std::path::Path, len: u64) -> Result<bool> {
+    use rustix::io::Errno;
+    match file.set_len(len) {
+        Ok(()) => Ok(true),
+        Err(e)
+            if matches!(
+                Errno::from_io_error(&e),
+                Some(Errno::PERM | Errno::OPNOTSUPP | Errno::NOSYS)
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(crate::error::Error::io("truncate", path, e)),
+    }
+}
+
+/// Grows a file that [`presize`] could not size to `len` bytes, by writing
+/// its last byte (a zero) if the data written did not reach that far.
+///
+/// # Errors
+/// I/O errors naming `path`.
+pub(crate) fn grow_to(file: &File, path: &std::path::Path, len: u64) -> Result<()> {
+    use crate::error::IoContext;
+    use std::os::unix::fs::FileExt;
+    let now = file.metadata().ctx("stat", path)?.len();
+    if len > now {
+        file.write_all_at(&[0], len - 1).ctx("write", path)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

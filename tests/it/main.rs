@@ -12,6 +12,7 @@ mod hostile;
 mod interop;
 mod legacy;
 mod media;
+mod media_unpack;
 mod os_image;
 mod stumbles;
 mod tar;
