@@ -13,6 +13,7 @@ pub mod filesystem;
 pub(crate) mod hash;
 pub(crate) mod mmap;
 pub(crate) mod progress;
+pub(crate) mod schedule;
 pub mod size;
 pub mod sparse;
 pub mod text;

@@ -13,7 +13,6 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-use crate::io::copy_range::CopyMode;
 use crate::io::digest::Hasher;
 use crate::io::durable::{self, Published, TempFile};
 use crate::io::progress::Progress;
@@ -106,8 +105,12 @@ pub fn restore_file(
         copy_chunk(layout, &chunks[i], map, start, file, tmp.path(), progress)
     };
     if sized {
-        let results =
-            crate::io::hash::par_map_by_size(&jobs, |&(i, _)| chunks[i].decoded_len, copy);
+        let results = crate::io::schedule::by_size(
+            &jobs,
+            crate::io::schedule::Workers::Cores,
+            |&(i, _)| chunks[i].decoded_len,
+            copy,
+        );
         results.into_iter().collect::<Result<Vec<()>>>()?;
     } else {
         // A file the filesystem would not size grows as it is written, so
@@ -161,7 +164,7 @@ fn copy_chunk(
     path: &Path,
     progress: &dyn Progress,
 ) -> Result<()> {
-    if !chunk.zstd && CopyMode::from_env().use_copy_range(file) {
+    if !chunk.zstd && layout.copy_mode().use_copy_range(file) {
         return copy_chunk_in_kernel(layout, chunk, map, start, file, path, progress);
     }
     let blob_path = layout.blob_path(&chunk.blob.digest);

@@ -75,8 +75,9 @@ pub fn put_sources(
             ranges.into_iter().map(move |(off, n)| (i, off, n))
         })
         .collect();
-    let results = crate::io::hash::par_map_by_size(
+    let results = crate::io::schedule::by_size(
         &jobs,
+        crate::io::schedule::Workers::Cores,
         |j| j.2,
         |&(i, off, n)| {
             let s = &sources[i];

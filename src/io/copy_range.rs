@@ -7,22 +7,15 @@
 //! the destination back and check its digest, so that the bytes published
 //! are the bytes hashed even if the source changed meanwhile.
 //!
-//! [`CopyMode::from_env`] picks the strategy: `EPOCH_STORE_COPY=copy` or
-//! `write` forces one (for benchmarks and for filesystems that misbehave);
-//! the default ([`CopyMode::Auto`]) uses `copy_file_range` only on
-//! filesystems that share extents, where it saves writing the data at all.
+//! [`CopyMode`] picks the strategy, per layout handle
+//! (`Layout::with_copy_mode`; the CLI reads `EPOCH_STORE_COPY=copy|write`,
+//! for benchmarks and for filesystems that misbehave): the default
+//! ([`CopyMode::Auto`]) uses `copy_file_range` only on filesystems that
+//! share extents, where it saves writing the data at all.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-
-/// Filesystems whose `copy_file_range` shares extents instead of copying.
-const REFLINK_FS_MAGIC: [u64; 4] = [
-    0x5846_5342, // xfs (reflink=1 is the default since xfsprogs 5.1)
-    0x9123_683E, // btrfs
-    0x6165_6673, // bcachefs
-    0x2FC1_2FC1, // zfs (block cloning, 2.2+)
-];
 
 /// How file data is moved from a source file into a blob or a restored file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,12 +31,12 @@ pub enum CopyMode {
 }
 
 impl CopyMode {
-    /// The mode `EPOCH_STORE_COPY` asks for: `copy`, `write` or `auto`
-    /// (the default, also for any other value).
-    pub fn from_env() -> CopyMode {
-        match std::env::var("EPOCH_STORE_COPY").as_deref() {
-            Ok("copy") => CopyMode::CopyRange,
-            Ok("write") => CopyMode::ReadWrite,
+    /// The mode a word names: `copy`, `write` or `auto` (the default, also
+    /// for any other word).
+    pub fn named(word: &str) -> CopyMode {
+        match word {
+            "copy" => CopyMode::CopyRange,
+            "write" => CopyMode::ReadWrite,
             _ => CopyMode::Auto,
         }
     }
@@ -61,7 +54,7 @@ impl CopyMode {
 /// Whether `file` lives on a filesystem where `copy_file_range` shares
 /// extents.
 pub fn shares_extents(file: &File) -> bool {
-    rustix::fs::fstatfs(file).is_ok_and(|st| REFLINK_FS_MAGIC.contains(&(st.f_type as u64)))
+    crate::io::filesystem::shares_extents(file)
 }
 
 /// Copies `len` bytes from `src` at `src_off` to `dst` at `dst_off` with

@@ -22,6 +22,81 @@ const EXFAT_MAGIC: u64 = 0x2011_BAB0;
 const NTFS_MAGIC: u64 = 0x5346_544e;
 const FUSE_MAGIC: u64 = 0x6573_5546;
 
+/// The one table of filesystem magic numbers (`statfs`'s `f_type`) the
+/// crate acts on: which are local enough to map files from, and which
+/// share extents on `copy_file_range`. FAT, exFAT, NTFS and FUSE are above,
+/// for [`probe`]; they are neither.
+struct Known {
+    magic: u64,
+    /// A blob cannot change or vanish under a mapping except by someone
+    /// deliberately truncating it. Removable media, FUSE and network
+    /// filesystems are read with `read(2)` instead: a pulled stick must give
+    /// an I/O error, not SIGBUS.
+    mappable: bool,
+    /// `copy_file_range` shares extents (a reflink) instead of copying.
+    reflink: bool,
+}
+
+const KNOWN: [Known; 8] = [
+    Known {
+        magic: 0xEF53,
+        mappable: true,
+        reflink: false,
+    }, // ext2/3/4
+    // xfs: reflink=1 is the default since xfsprogs 5.1
+    Known {
+        magic: 0x5846_5342,
+        mappable: true,
+        reflink: true,
+    },
+    Known {
+        magic: 0x9123_683E,
+        mappable: true,
+        reflink: true,
+    }, // btrfs
+    Known {
+        magic: 0x0102_1994,
+        mappable: true,
+        reflink: false,
+    }, // tmpfs
+    Known {
+        magic: 0x794C_7630,
+        mappable: true,
+        reflink: false,
+    }, // overlayfs
+    Known {
+        magic: 0xF2F5_2010,
+        mappable: true,
+        reflink: false,
+    }, // f2fs
+    Known {
+        magic: 0x2FC1_2FC1,
+        mappable: true,
+        reflink: true,
+    }, // zfs (block cloning, 2.2+)
+    Known {
+        magic: 0x6165_6673,
+        mappable: true,
+        reflink: true,
+    }, // bcachefs
+];
+
+fn known(file: &File) -> Option<&'static Known> {
+    let magic = rustix::fs::fstatfs(file).ok()?.f_type as u64;
+    KNOWN.iter().find(|k| k.magic == magic)
+}
+
+/// Whether `file` lives on a local filesystem where mapping it is safe.
+pub(crate) fn is_mappable(file: &File) -> bool {
+    known(file).is_some_and(|k| k.mappable)
+}
+
+/// Whether `file` lives on a filesystem where `copy_file_range` shares
+/// extents.
+pub(crate) fn shares_extents(file: &File) -> bool {
+    known(file).is_some_and(|k| k.reflink)
+}
+
 /// A filesystem kind, as far as it matters for what a copy can write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FsKind {

@@ -122,43 +122,6 @@ fn hash_stream(
     }
 }
 
-/// Runs `job` on every item on rayon's pool, largest first, and returns
-/// the results in the input order.
-///
-/// Each worker takes the next item from a shared queue, so the largest
-/// items start first and on different threads. (A plain `par_iter` splits
-/// the list in halves: its first thread works through the front half, the
-/// largest items, one after another, while the others steal the small
-/// ones; three 512 MiB blobs of a copy then ran on one core.)
-pub(crate) fn par_map_by_size<T: Sync, R: Send>(
-    items: &[T],
-    size: impl Fn(&T) -> u64 + Sync,
-    job: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(size(&items[i])));
-    let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
-    let workers = rayon::current_num_threads().min(items.len());
-    rayon::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|_| {
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&i) = order.get(k) else { break };
-                    let r = job(&items[i]);
-                    done.lock().expect("poisoned").push((i, r));
-                }
-            });
-        }
-    });
-    let mut out = done.into_inner().expect("poisoned");
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, r)| r).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,8 +154,9 @@ mod tests {
     fn parallel_hashing_matches_sequential() {
         let blobs: Vec<Vec<u8>> = (0..9).map(|i| vec![i as u8; i * 100_003]).collect();
         let files: Vec<File> = blobs.iter().map(|b| file_with(b)).collect();
-        let par = par_map_by_size(
+        let par = crate::io::schedule::by_size(
             &files,
+            crate::io::schedule::Workers::Cores,
             |f| f.metadata().unwrap().len(),
             |f| {
                 hash_file(

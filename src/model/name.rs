@@ -82,27 +82,45 @@ pub fn split_tag(name: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Checks that `name` is a plain file name: not empty, not `.` or `..`, no
-/// `/`, no NUL. Titles in manifests and names in tar streams come from
-/// outside; nothing else may become a path.
+/// The longest file name accepted, in bytes (Linux `NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
+/// Why `name` is not a plain file name, or `None` if it is one. The one
+/// rule for every name that becomes a path (a snapshot's files, a tar
+/// member, an OS image's disk, a legacy store's filenames): not empty, not
+/// `.` or `..`, no `/` and no `\` (cocoon's Go reader and Windows hosts
+/// take it as a separator), no NUL, at most [`NAME_MAX`] bytes.
+pub(crate) fn file_name_flaw(name: &str) -> Option<String> {
+    Some(if name.is_empty() {
+        "the name is empty".into()
+    } else if name == "." || name == ".." {
+        "it is not a plain file name but a directory".into()
+    } else if name.starts_with('/') {
+        "it is an absolute path, not a plain file name".into()
+    } else if name.contains('/') || name.contains('\\') {
+        "it contains a path separator ('/' or '\\'); only plain file names are accepted".into()
+    } else if name.contains('\0') {
+        "it contains a NUL byte".into()
+    } else if name.len() > NAME_MAX {
+        format!("it is {} bytes, longer than {NAME_MAX}", name.len())
+    } else {
+        return None;
+    })
+}
+
+/// Checks that `name` is a plain file name (see [`file_name_flaw`] for the
+/// rule). Titles in manifests, names in tar streams and names in a
+/// directory being packed come from outside; nothing else may become a path.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] naming what is wrong.
 pub fn validate_file_name(name: &str) -> Result<()> {
-    let why = if name.is_empty() {
-        "it is empty"
-    } else if name == "." || name == ".." {
-        "it names a directory"
-    } else if name.contains('/') {
-        "it contains '/'"
-    } else if name.contains('\0') {
-        "it contains a NUL byte"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidArgument(format!(
-        "refusing file name {name:?}: {why}; only plain file names are restored"
-    )))
+    match file_name_flaw(name) {
+        None => Ok(()),
+        Some(why) => Err(Error::InvalidArgument(format!(
+            "refusing file name {name:?}: {why}"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -111,7 +129,8 @@ mod tests {
 
     #[test]
     fn names_that_are_not_plain_are_refused() {
-        for bad in ["", ".", "..", "../x", "/abs", "a/b", "a\0b"] {
+        let long = "x".repeat(NAME_MAX + 1);
+        for bad in ["", ".", "..", "../x", "/abs", "a/b", "a\0b", "a\\b", &long] {
             assert!(validate_file_name(bad).is_err(), "{bad:?}");
         }
         for ok in [

@@ -6,6 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::io::copy_range::CopyMode;
 use crate::io::digest::{Algorithm, Digest};
 use crate::io::durable;
 use crate::model::name::validate_ref;
@@ -43,9 +44,24 @@ pub const INDEX_LIMIT: u64 = 64 << 20;
 #[derive(Clone, Debug)]
 pub struct Layout {
     root: PathBuf,
+    copy_mode: CopyMode,
 }
 
 impl Layout {
+    /// This handle, moving file data with `mode` from now on (default
+    /// [`CopyMode::Auto`]): how `pack` and `add` fill blobs from files and
+    /// `unpack` fills files from blobs.
+    #[must_use]
+    pub fn with_copy_mode(mut self, mode: CopyMode) -> Layout {
+        self.copy_mode = mode;
+        self
+    }
+
+    /// How this handle moves file data (see [`Layout::with_copy_mode`]).
+    pub fn copy_mode(&self) -> CopyMode {
+        self.copy_mode
+    }
+
     /// Opens an existing layout, checking `oci-layout` and that `index.json` exists.
     ///
     /// # Errors
@@ -53,6 +69,7 @@ impl Layout {
     pub fn open(root: impl AsRef<Path>) -> Result<Layout> {
         let layout = Layout {
             root: root.as_ref().to_path_buf(),
+            copy_mode: CopyMode::Auto,
         };
         layout.check_marker()?;
         match fs::symlink_metadata(layout.index_path()) {
@@ -92,6 +109,7 @@ impl Layout {
     pub fn init_with(root: impl AsRef<Path>, options: &InitOptions) -> Result<Layout> {
         let layout = Layout {
             root: root.as_ref().to_path_buf(),
+            copy_mode: CopyMode::Auto,
         };
         if !layout.oci_layout_path().exists()
             && !options.force

@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::io::digest::Digest;
-use crate::io::hash::{self, par_map_by_size};
+use crate::io::hash;
 use crate::io::progress::Progress;
+use crate::io::schedule::{self, Workers};
 use crate::model::Descriptor;
 use crate::store::graph::Graph;
 use crate::store::inventory::{Inventory, Stray, StrayKind};
@@ -310,8 +311,9 @@ impl<'a> Check<'a> {
             .collect();
         let total: u64 = targets.iter().map(|t| t.1).sum();
         progress.begin("verifying", total);
-        let results = par_map_by_size(
+        let results = schedule::by_size(
             &targets,
+            Workers::Cores,
             |t| t.1,
             |(digest, _, path)| hash_blob(digest, path, progress),
         );

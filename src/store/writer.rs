@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use crate::error::{Error, IoContext, Result};
-use crate::io::copy_range::CopyMode;
 use crate::io::digest::{Algorithm, Hasher};
 use crate::io::durable::{self, Published, TempFile};
 use crate::io::hash;
@@ -108,14 +107,7 @@ impl<'a> Writer<'a> {
         path: &Path,
         progress: &dyn Progress,
     ) -> Result<Descriptor> {
-        let file = File::open(path).ctx("open", path)?;
-        let md = file.metadata().ctx("stat", path)?;
-        if !md.is_file() {
-            return Err(Error::NotRegularFile {
-                path: path.to_path_buf(),
-                kind: durable::kind_name(&md),
-            });
-        }
+        let (file, md) = durable::open_input(path)?;
         let map = SparseMap::dense(md.len());
         let range = StoredRange {
             file: &file,
@@ -147,7 +139,7 @@ impl<'a> Writer<'a> {
     ) -> Result<Descriptor> {
         let mut blob = self.blob()?;
         let tmp_path = blob.tmp.path().to_path_buf();
-        if zstd_level.is_none() && CopyMode::from_env().use_copy_range(blob.tmp.file()) {
+        if zstd_level.is_none() && self.layout.copy_mode().use_copy_range(blob.tmp.file()) {
             for (at, n) in range.map.locate(range.offset, range.len) {
                 blob.copy_from(range.file, at, n)
                     .ctx("copy into a blob from", range.path)?;
@@ -205,7 +197,7 @@ impl<'a> Writer<'a> {
         progress: &dyn Progress,
     ) -> Result<Descriptor> {
         let mut blob = self.blob()?;
-        if CopyMode::from_env().use_copy_range(blob.tmp.file()) {
+        if self.layout.copy_mode().use_copy_range(blob.tmp.file()) {
             blob.copy_from(src, 0, expected.size)
                 .ctx("copy into a blob from", path)?;
             progress.advance(expected.size);

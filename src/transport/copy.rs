@@ -335,22 +335,18 @@ pub fn execute(src: &Layout, plan: &CopyPlan, progress: &dyn Progress) -> Result
         Layout::open(&plan.dest)?
     } else {
         Layout::init(&plan.dest)?
-    };
+    }
+    .with_copy_mode(src.copy_mode());
     let writer = dest.writer_with(progress)?;
     progress.begin("copying", plan.bytes);
     // More threads than cores: each blob ends in an fsync that waits for
     // the disk, and small blobs are many; the hashing still uses every core.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(COPY_THREADS)
-        .build()
-        .map_err(|e| Error::InvalidArgument(format!("cannot start copy threads: {e}")))?;
-    let results = pool.install(|| {
-        crate::io::hash::par_map_by_size(
-            &plan.blobs,
-            |b| b.size,
-            |b| copy_blob(src, &writer, b, progress),
-        )
-    });
+    let results = crate::io::schedule::by_size(
+        &plan.blobs,
+        crate::io::schedule::Workers::Threads(COPY_THREADS),
+        |b| b.size,
+        |b| copy_blob(src, &writer, b, progress),
+    );
     progress.finish();
     for (b, r) in plan.blobs.iter().zip(results) {
         r.map_err(|e| match e {

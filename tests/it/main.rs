@@ -1,5 +1,6 @@
 //! Integration tests: the real binary in temp dirs, and the real peers.
 
+mod arch;
 mod archive;
 mod cli;
 mod concurrency;

@@ -84,7 +84,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     pub fn open(&self) -> anyhow::Result<epoch_store::Layout> {
-        Ok(epoch_store::Layout::open(&self.layout_dir)?)
+        Ok(epoch_store::Layout::open(&self.layout_dir)?.with_copy_mode(copy_mode()))
     }
 
     /// A write session on `layout` that says on a terminal (not with `-q`)
@@ -176,4 +176,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
             || matches!(c.downcast_ref::<epoch_store::Error>(),
                 Some(epoch_store::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// How file data is moved, from `EPOCH_STORE_COPY` (`copy`, `write`;
+/// `auto` when unset): for benchmarks and filesystems that misbehave.
+pub(crate) fn copy_mode() -> epoch_store::io::copy_range::CopyMode {
+    let word = std::env::var("EPOCH_STORE_COPY").unwrap_or_default();
+    epoch_store::io::copy_range::CopyMode::named(&word)
 }

@@ -64,9 +64,6 @@ pub const PAX_SPARSE_SIZE: &str = "COCOON.sparse.size";
 /// What errors name as the thing read or written.
 const STREAM: &str = "cocoon snapshot tar stream";
 
-/// The longest member name accepted (Linux `NAME_MAX`).
-const NAME_MAX: usize = 255;
-
 /// Checks that `name` is a plain file name: one path component that can be
 /// created in a directory and names nothing else. Returns it as text, or
 /// why it is refused.
@@ -79,23 +76,11 @@ fn check_name(name: &[u8]) -> Result<&str, String> {
     if name.contains(&0) {
         return refuse("it contains a NUL byte");
     }
-    if name.len() > NAME_MAX {
-        return refuse(&format!(
-            "it is {} bytes, longer than {NAME_MAX}",
-            name.len()
-        ));
-    }
     let Ok(text) = std::str::from_utf8(name) else {
         return refuse("it is not UTF-8");
     };
-    if text == "." || text == ".." {
-        return refuse("it is not a plain file name");
-    }
-    if text.starts_with('/') {
-        return refuse("it is an absolute path, not a plain file name");
-    }
-    if text.contains('/') || text.contains('\\') {
-        return refuse("it contains a path separator; only plain file names are accepted");
+    if let Some(why) = crate::model::name::file_name_flaw(text) {
+        return refuse(&why);
     }
     Ok(text)
 }

@@ -347,6 +347,8 @@ fn check_layer(
     l: &RawLayer,
     seen: &mut BTreeSet<String>,
 ) -> std::result::Result<LegacyFile, String> {
+    // The two ways a legacy filename usually goes wrong get their own words;
+    // the rule itself is validate_file_name's, as for every other name.
     let name = &l.filename;
     if name.split('/').any(|c| c == "..") {
         return Err("the filename climbs out of the snapshot directory".into());

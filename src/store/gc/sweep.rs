@@ -1,12 +1,11 @@
 //! Judging and removing gc's candidates on many threads at once.
 
 use std::io;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 use crate::io::digest::Digest;
+use crate::io::schedule::{self, Workers};
 use crate::store::inventory::BlobFile;
 
 /// Threads that stat and unlink at once. The work is I/O-bound (with
@@ -45,35 +44,9 @@ pub(super) fn run(
     cutoff: SystemTime,
     remove: bool,
 ) -> Result<Vec<Outcome>> {
-    let next = AtomicUsize::new(0);
-    let outcomes: Vec<Mutex<Option<Result<Outcome>>>> =
-        candidates.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..THREADS.min(candidates.len()) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(c) = candidates.get(i) else { break };
-                    let outcome = judge(c.file, cutoff, remove);
-                    let failed = outcome.is_err();
-                    *outcomes[i].lock().expect("poisoned") = Some(outcome);
-                    if failed {
-                        // Hand out no more work; the others finish their current file.
-                        next.store(candidates.len(), Ordering::Relaxed);
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    outcomes
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .expect("poisoned")
-                .unwrap_or(Ok(Outcome::Gone))
-        })
-        .collect()
+    schedule::until_error(candidates, Workers::Threads(THREADS), |c| {
+        judge(c.file, cutoff, remove)
+    })
 }
 
 /// One candidate: young, garbage, removed or gone.

@@ -66,6 +66,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
                 )
             })?
             .to_string();
+        // The title becomes a file name again when the artifact is unpacked.
+        epoch_store::model::name::validate_file_name(&title)?;
         if !titles.insert(title.clone()) {
             bail!("two files are named {title:?}; layer titles must be unique, rename one");
         }

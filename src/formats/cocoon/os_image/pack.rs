@@ -39,14 +39,7 @@ pub fn pack_image(
             "part size must be at least 1 byte (default 512MiB)".into(),
         ));
     }
-    let file = File::open(path).ctx("open", path)?;
-    let md = file.metadata().ctx("stat", path)?;
-    if !md.is_file() {
-        return Err(Error::NotRegularFile {
-            path: path.to_path_buf(),
-            kind: crate::io::durable::kind_name(&md),
-        });
-    }
+    let (file, md) = crate::io::durable::open_input(path)?;
     let name = match &options.name {
         Some(n) => n.clone(),
         None => path
@@ -85,8 +78,9 @@ pub fn pack_image(
         vec![(0, size)]
     };
     progress.begin("packing", size);
-    let results = crate::io::hash::par_map_by_size(
+    let results = crate::io::schedule::by_size(
         &ranges,
+        crate::io::schedule::Workers::Cores,
         |r| r.1,
         |&(offset, len)| put_logical(writer, &file, path, &map, offset, len, media_type, progress),
     );
