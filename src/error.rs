@@ -7,8 +7,10 @@ use crate::io::digest::Digest;
 
 /// Everything that can go wrong in epoch-store.
 ///
-/// Every I/O error carries the operation and the path it failed on, and every
-/// variant's message says what is wrong in terms a user can act on.
+/// Every I/O error carries the operation and the path it failed on (or, for
+/// a stream that is not a file, what it was), and every variant's message
+/// says what is wrong in terms a user can act on. Callers that decide what
+/// to do match [`Error::kind`], not messages.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -22,6 +24,27 @@ pub enum Error {
         /// The underlying error.
         #[source]
         source: io::Error,
+    },
+    /// Reading or writing a stream that is not a file of ours failed (a pipe,
+    /// stdin, the body of a tar member, an export going to stdout).
+    #[error("{op} {what}: {source}")]
+    Stream {
+        /// What was being done ("read", "write").
+        op: &'static str,
+        /// The stream ("the cocoon snapshot tar stream", "the body of \"disk.raw\"").
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A file epoch-store would create is already there, and replacing it
+    /// was not asked for.
+    #[error("{} already exists; {advice}", path.display())]
+    AlreadyExists {
+        /// The file or directory.
+        path: PathBuf,
+        /// What to do about it.
+        advice: &'static str,
     },
     /// A string that should be a digest is not one we accept.
     #[error("invalid digest {value:?}: {reason}")]
@@ -161,7 +184,8 @@ pub enum Error {
         /// What was being added up, and where it came from.
         what: String,
     },
-    /// A ref or digest argument is not usable for the operation.
+    /// An argument or option the caller gave cannot be used for the
+    /// operation (a name, a size, a ref that holds something else).
     #[error("{0}")]
     InvalidArgument(String),
     /// gc declined to sweep because it could not see everything that is reachable.
@@ -175,6 +199,130 @@ pub enum Error {
 fn list(digests: &[Digest]) -> String {
     let names: Vec<String> = digests.iter().map(Digest::to_string).collect();
     names.join(" and ")
+}
+
+/// What kind of failure an [`Error`] is: what a caller deciding what to do
+/// next matches on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An operating-system call failed: full disk, permissions, a pulled
+    /// stick, a broken pipe.
+    Io,
+    /// A ref, blob or layout is not there.
+    NotFound,
+    /// Stored content does not match what refers to it (digest, size, a
+    /// graph that is not whole): restore it from another copy.
+    Damaged,
+    /// A document, stream or file from outside does not follow its format.
+    Malformed,
+    /// An argument, option or input file cannot be used as given.
+    InvalidInput,
+    /// Something already there is in the way (a file, a ref with another
+    /// digest, an ambiguous ref).
+    Conflict,
+    /// Over a limit: a document too large to read, sizes past 64 bits.
+    TooLarge,
+    /// A version or layout this build does not read.
+    Unsupported,
+    /// An operation declined to go on because it could not be done safely
+    /// (gc that cannot see everything, a layout directory that is a symlink).
+    Refused,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } | Error::Stream { .. } => ErrorKind::Io,
+            Error::BlobNotFound { .. } | Error::RefNotFound { .. } | Error::NotALayout { .. } => {
+                ErrorKind::NotFound
+            }
+            Error::DigestMismatch { .. }
+            | Error::SizeMismatch { .. }
+            | Error::IncompleteGraph { .. } => ErrorKind::Damaged,
+            Error::InvalidDocument { .. } | Error::InvalidSparseMap { .. } => ErrorKind::Malformed,
+            Error::InvalidDigest { .. }
+            | Error::InvalidRef { .. }
+            | Error::InvalidArgument(_)
+            | Error::NotRegularFile { .. } => ErrorKind::InvalidInput,
+            Error::AlreadyExists { .. } | Error::AmbiguousRef { .. } => ErrorKind::Conflict,
+            Error::TooLarge { .. } | Error::Overflow { .. } => ErrorKind::TooLarge,
+            Error::UnsupportedLayoutVersion { .. } => ErrorKind::Unsupported,
+            Error::GcRefused { .. } | Error::LayoutDirectory { .. } => ErrorKind::Refused,
+        }
+    }
+
+    /// The file or directory the error is about, when it is about one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::AlreadyExists { path, .. }
+            | Error::NotALayout { path, .. }
+            | Error::UnsupportedLayoutVersion { path, .. }
+            | Error::BlobNotFound { path, .. }
+            | Error::NotRegularFile { path, .. }
+            | Error::RefNotFound { path, .. }
+            | Error::LayoutDirectory { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The blob the error is about, when it is about one.
+    pub fn digest(&self) -> Option<&Digest> {
+        match self {
+            Error::DigestMismatch { expected, .. } => Some(expected),
+            Error::SizeMismatch { digest, .. } | Error::BlobNotFound { digest, .. } => Some(digest),
+            _ => None,
+        }
+    }
+
+    /// The underlying OS error, for an [`ErrorKind::Io`] error.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Io { source, .. } | Error::Stream { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// A stream error: `op` on `what`, which is not a path.
+    pub(crate) fn stream(op: &'static str, what: impl Into<String>, source: io::Error) -> Self {
+        Error::Stream {
+            op,
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::InvalidDocument`] about `what`.
+    pub(crate) fn document(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidDocument {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// This error, naming `what` as the document it is about if it is an
+    /// [`Error::InvalidDocument`] (a parser knows only "index.json"; its
+    /// caller knows which file or blob).
+    pub(crate) fn in_document(self, what: impl Into<String>) -> Self {
+        match self {
+            Error::InvalidDocument { reason, .. } => Error::InvalidDocument {
+                what: what.into(),
+                reason,
+            },
+            e => e,
+        }
+    }
+
+    /// What is wrong, without naming the document: the reason of an
+    /// [`Error::InvalidDocument`], else the whole message.
+    pub(crate) fn into_reason(self) -> String {
+        match self {
+            Error::InvalidDocument { reason, .. } => reason,
+            e => e.to_string(),
+        }
+    }
 }
 
 /// `Result` with [`Error`] as its default error.
@@ -200,5 +348,42 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn ctx(self, op: &'static str, path: impl AsRef<Path>) -> Result<T> {
         self.map_err(|e| Error::io(op, path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Layout;
+
+    #[test]
+    fn callers_can_tell_failures_apart_without_reading_messages() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = Layout::open(dir.path().join("nothing")).unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+        assert_eq!(missing.path(), Some(dir.path().join("nothing").as_path()));
+
+        let layout = Layout::init(dir.path().join("l"))?;
+        let desc = layout.writer()?.put_bytes("x/y", b"hello")?;
+        std::fs::write(layout.blob_path(&desc.digest), b"jello").unwrap();
+        let damaged = layout.read_blob(&desc, 1 << 20).unwrap_err();
+        assert_eq!(damaged.kind(), ErrorKind::Damaged, "{damaged}");
+        assert_eq!(damaged.digest(), Some(&desc.digest));
+
+        let unparsable = crate::Index::parse(b"[]").unwrap_err();
+        assert_eq!(unparsable.kind(), ErrorKind::Malformed);
+        let named = unparsable.in_document("stick/index.json");
+        assert!(
+            named.to_string().starts_with("stick/index.json: "),
+            "{named}"
+        );
+
+        let gone = Error::io("read", "/x", io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!(gone.kind(), ErrorKind::Io);
+        assert_eq!(
+            gone.io_error().map(io::Error::kind),
+            Some(io::ErrorKind::BrokenPipe)
+        );
+        Ok(())
     }
 }

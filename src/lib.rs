@@ -62,7 +62,7 @@ pub mod store;
 mod tar;
 pub mod transport;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use io::digest::{Algorithm, Digest, Hasher};
 pub use io::hash::{WINDOW, hash_file, hash_reader};
 pub use io::progress::{NoProgress, Progress};

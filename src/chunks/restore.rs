@@ -76,10 +76,10 @@ pub fn restore_file(
     validate_file_name(name)?;
     let dest = dir.join(name);
     if !force && fs::symlink_metadata(&dest).is_ok() {
-        return Err(Error::InvalidArgument(format!(
-            "{} already exists; remove it or pass --force",
-            dest.display()
-        )));
+        return Err(Error::AlreadyExists {
+            path: dest,
+            advice: "remove it or pass --force",
+        });
     }
     let total: u64 = chunks.iter().map(|c| c.decoded_len).sum();
     if total != map.stored_len() {
@@ -124,10 +124,10 @@ pub fn restore_file(
     if force {
         durable::replace_name(tmp, &dest)?;
     } else if let Published::Existed(_) = durable::publish_noclobber(tmp, &dest)? {
-        return Err(Error::InvalidArgument(format!(
-            "{} appeared while it was being restored; remove it or pass --force",
-            dest.display()
-        )));
+        return Err(Error::AlreadyExists {
+            path: dest,
+            advice: "it appeared while it was being restored; remove it or pass --force",
+        });
     }
     durable::sync_dir(dir)?;
     Ok(dest)

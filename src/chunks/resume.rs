@@ -85,10 +85,10 @@ impl Session {
             let path = dir.join(name);
             if fs::symlink_metadata(&path).is_ok() {
                 if !(force || resume) {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} already exists; unpack into an empty directory or pass --force",
-                        path.display()
-                    )));
+                    return Err(Error::AlreadyExists {
+                        path,
+                        advice: "unpack into an empty directory or pass --force",
+                    });
                 }
                 replace.insert(name.to_string());
             }

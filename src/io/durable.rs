@@ -297,7 +297,12 @@ pub(crate) fn touch(path: &Path) -> Result<()> {
 
 /// A short name for what a non-regular directory entry is.
 pub(crate) fn kind_name(md: &Metadata) -> &'static str {
-    let t = md.file_type();
+    type_name(md.file_type())
+}
+
+/// A short name for a file type ("symlink", "directory", "FIFO", ...), for
+/// messages only: code decides on the type itself.
+pub(crate) fn type_name(t: fs::FileType) -> &'static str {
     if t.is_symlink() {
         "symlink"
     } else if t.is_dir() {

@@ -82,8 +82,15 @@ impl Descriptor {
     /// Checks the embedded `data` field, if present, against size and digest.
     ///
     /// # Errors
-    /// A sentence saying what does not match.
-    pub fn check_data(&self) -> Result<(), String> {
+    /// [`Error::InvalidDocument`](crate::Error::InvalidDocument) about this
+    /// descriptor, saying what does not match.
+    pub fn check_data(&self) -> crate::Result<()> {
+        self.check_data_reason().map_err(|reason| {
+            crate::Error::document(format!("the descriptor of {}", self.digest), reason)
+        })
+    }
+
+    fn check_data_reason(&self) -> Result<(), String> {
         let Some(data) = &self.data else {
             return Ok(());
         };
@@ -131,10 +138,15 @@ mod tests {
     fn data_field_is_checked() {
         let mut d = Descriptor::empty();
         d.data = Some("W10=".into());
-        assert!(d.check_data().unwrap_err().contains("hashes to"));
+        assert!(
+            d.check_data()
+                .unwrap_err()
+                .to_string()
+                .contains("hashes to")
+        );
         d.data = Some("e30=e30=".into());
         assert!(d.check_data().is_err());
         d.data = Some("!!".into());
-        assert!(d.check_data().unwrap_err().contains("base64"));
+        assert!(d.check_data().unwrap_err().to_string().contains("base64"));
     }
 }

@@ -47,8 +47,15 @@ impl Document {
     /// any: the document's own `mediaType`, when present, must agree with it.
     ///
     /// # Errors
-    /// A sentence saying what is wrong.
-    pub fn parse(raw: &[u8], declared: Option<&str>) -> Result<Document, String> {
+    /// [`Error::InvalidDocument`](crate::Error::InvalidDocument) about
+    /// "document", saying what is wrong; callers name the blob with
+    /// `in_document`.
+    pub fn parse(raw: &[u8], declared: Option<&str>) -> crate::Result<Document> {
+        Document::parse_reason(raw, declared)
+            .map_err(|reason| crate::Error::document("document", reason))
+    }
+
+    fn parse_reason(raw: &[u8], declared: Option<&str>) -> Result<Document, String> {
         let doc: Document = serde_json::from_slice(raw)
             .map_err(|e| format!("not a valid manifest or index: {e}"))?;
         if doc.manifests.is_some() && (doc.config.is_some() || doc.layers.is_some()) {
@@ -123,6 +130,7 @@ mod tests {
         assert!(
             Document::parse(both.as_bytes(), None)
                 .unwrap_err()
+                .to_string()
                 .contains("ambiguous")
         );
         let idx = format!(
@@ -132,6 +140,7 @@ mod tests {
         assert!(
             Document::parse(idx.as_bytes(), Some(media_type::OCI_MANIFEST))
                 .unwrap_err()
+                .to_string()
                 .contains("contradicts")
         );
         assert!(Document::parse(b"{\"schemaVersion\":1,\"manifests\":[]}", None).is_err());

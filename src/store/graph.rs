@@ -85,7 +85,7 @@ impl Graph {
             parent: parent.cloned(),
             digest: desc.digest.clone(),
             size: desc.size,
-            bad_data: desc.check_data().err(),
+            bad_data: desc.check_data().err().map(Error::into_reason),
         });
         if media_type::is_document(&desc.media_type) && seen.insert(desc.digest.clone()) {
             frontier.push(desc.clone());

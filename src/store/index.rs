@@ -41,8 +41,14 @@ impl Index {
     /// Parses `index.json`'s bytes.
     ///
     /// # Errors
-    /// A sentence naming what is wrong (and which entry).
-    pub fn parse(raw: &[u8]) -> std::result::Result<Index, String> {
+    /// [`Error::InvalidDocument`] about "index.json", naming what is wrong
+    /// (and which entry); callers that know the file name it with
+    /// `in_document`.
+    pub fn parse(raw: &[u8]) -> Result<Index> {
+        Index::parse_reason(raw).map_err(|reason| Error::document("index.json", reason))
+    }
+
+    fn parse_reason(raw: &[u8]) -> std::result::Result<Index, String> {
         let value: Value =
             serde_json::from_slice(raw).map_err(|e| format!("malformed JSON: {e}"))?;
         let Value::Object(object) = value else {

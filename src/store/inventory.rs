@@ -62,12 +62,12 @@ impl Inventory {
         let blobs = layout.root().join("blobs");
         for (path, entry) in read_dir_if_exists(&blobs)? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let kind = file_kind(&entry, &path)?;
+            let kind = file_type(&entry, &path)?;
             match Algorithm::from_name(name) {
-                Some(alg) if kind == "directory" => inv.scan_alg_dir(alg, &path)?,
+                Some(alg) if kind.is_dir() => inv.scan_alg_dir(alg, &path)?,
                 Some(_) => inv.strays.push(Stray {
                     path,
-                    what: StrayKind::NotRegular(kind),
+                    what: StrayKind::NotRegular(durable::type_name(kind)),
                 }),
                 None => inv.strays.push(Stray {
                     path,
@@ -76,7 +76,7 @@ impl Inventory {
             }
         }
         for (path, entry) in read_dir_if_exists(&layout.tmp_dir())? {
-            if file_kind(&entry, &path)? == "regular file" {
+            if file_type(&entry, &path)?.is_file() {
                 inv.temp_files.push(BlobFile { path, entry });
             }
         }
@@ -93,30 +93,24 @@ impl Inventory {
                 });
                 continue;
             };
-            match file_kind(&entry, &path)? {
-                "regular file" => {
-                    self.blobs.insert(digest, BlobFile { path, entry });
-                }
-                kind => self.strays.push(Stray {
+            let kind = file_type(&entry, &path)?;
+            if kind.is_file() {
+                self.blobs.insert(digest, BlobFile { path, entry });
+            } else {
+                self.strays.push(Stray {
                     path,
-                    what: StrayKind::NotRegular(kind),
-                }),
+                    what: StrayKind::NotRegular(durable::type_name(kind)),
+                });
             }
         }
         Ok(())
     }
 }
 
-/// What a directory entry is, without following it.
-fn file_kind(entry: &fs::DirEntry, path: &Path) -> Result<&'static str> {
-    let t = entry.file_type().ctx("stat", path)?;
-    Ok(if t.is_file() {
-        "regular file"
-    } else if t.is_dir() {
-        "directory"
-    } else {
-        durable::kind_name(&fs::symlink_metadata(path).ctx("stat", path)?)
-    })
+/// What a directory entry is, without following it (`DirEntry::file_type`
+/// asks lstat where the directory does not say).
+fn file_type(entry: &fs::DirEntry, path: &Path) -> Result<fs::FileType> {
+    entry.file_type().ctx("stat", path)
 }
 
 /// Lists a directory's entries; a missing directory is empty.

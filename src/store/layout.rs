@@ -265,10 +265,7 @@ impl Layout {
     pub(crate) fn read_index_raw(&self) -> Result<(Vec<u8>, Index)> {
         let path = self.index_path();
         let raw = durable::read_capped(&path, INDEX_LIMIT, "index.json")?;
-        let index = Index::parse(&raw).map_err(|reason| Error::InvalidDocument {
-            what: path.display().to_string(),
-            reason,
-        })?;
+        let index = Index::parse(&raw).map_err(|e| e.in_document(path.display().to_string()))?;
         Ok((raw, index))
     }
 
@@ -376,12 +373,8 @@ impl Layout {
     /// As [`Layout::read_blob`], and [`Error::InvalidDocument`].
     pub fn read_document(&self, desc: &Descriptor) -> Result<(Vec<u8>, Document)> {
         let raw = self.read_blob(desc, DOCUMENT_LIMIT)?;
-        let doc = Document::parse(&raw, Some(&desc.media_type)).map_err(|reason| {
-            Error::InvalidDocument {
-                what: format!("document {}", desc.digest),
-                reason,
-            }
-        })?;
+        let doc = Document::parse(&raw, Some(&desc.media_type))
+            .map_err(|e| e.in_document(format!("document {}", desc.digest)))?;
         Ok((raw, doc))
     }
 

@@ -59,7 +59,7 @@ impl Dialect {
 
     /// Reading the input failed.
     pub(crate) fn read_error(&self, e: io::Error) -> Error {
-        Error::io("read", self.what, e)
+        Error::stream("read", self.what, e)
     }
 
     fn truncated(&self, what: &str) -> Error {

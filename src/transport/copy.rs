@@ -358,7 +358,10 @@ pub fn execute(src: &Layout, plan: &CopyPlan, progress: &dyn Progress) -> Result
                     plan.dest.display()
                 ),
             ),
-            Error::Io { op: "write", .. } if plan.medium.free.is_none() => {
+            // Any I/O error on the destination, when it cannot say how full it is.
+            Error::Io { ref path, .. }
+                if plan.medium.free.is_none() && path.starts_with(&plan.dest) =>
+            {
                 Error::InvalidArgument(format!(
                     "{e}. {} does not report its free space, so the copy could not be checked \
                      beforehand: it may be full (some FUSE drivers say \"Operation not permitted\" \

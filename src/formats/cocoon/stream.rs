@@ -179,7 +179,8 @@ fn read_members<R: Read>(
                 let want = BUFFER.min(usize::try_from(left).unwrap_or(BUFFER));
                 let mut buf = pool.try_recv().unwrap_or_default();
                 buf.resize(want, 0);
-                body.read_exact(&mut buf).ctx("read", &what)?;
+                body.read_exact(&mut buf)
+                    .map_err(|e| Error::stream("read", what.clone(), e))?;
                 progress.advance(want as u64);
                 send(Msg::Data(buf))?;
                 left -= want as u64;

@@ -205,10 +205,7 @@ fn check_marker(raw: &[u8]) -> Result<()> {
 /// valid ref names, no ref named twice with different digests.
 fn parse_index(raw: &[u8]) -> Result<Index> {
     let what = format!("{ARCHIVE} member index.json");
-    let index = Index::parse(raw).map_err(|reason| Error::InvalidDocument {
-        what: what.clone(),
-        reason,
-    })?;
+    let index = Index::parse(raw).map_err(|e| e.in_document(what.clone()))?;
     if index.entries().is_empty() {
         return Err(Error::InvalidDocument {
             what,

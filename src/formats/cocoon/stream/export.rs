@@ -247,7 +247,7 @@ fn read_retrying(r: &mut dyn Read, buf: &mut [u8], chunk: &ChunkRef) -> Result<u
     loop {
         match r.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read blob", chunk_label(chunk), e)),
+            Err(e) => return Err(Error::stream("read blob", chunk_label(chunk), e)),
             Ok(n) => return Ok(n),
         }
     }
