@@ -12,7 +12,7 @@
 //! counted once per row. A blob a manifest references but which is absent
 //! from `blobs/` counts for nothing (it would free nothing) and is reported.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -88,6 +88,14 @@ impl DuReport {
     }
 }
 
+/// The `index.json` entries that point at one digest.
+struct Group {
+    refs: Vec<String>,
+    untagged: usize,
+    /// Index of its first entry, the root walked for it.
+    first: usize,
+}
+
 /// Computes disk usage. With `refs` empty, every manifest digest of
 /// `index.json` gets a row; otherwise only the rows of the given refs or
 /// digests (uniqueness is still judged against every entry).
@@ -98,33 +106,18 @@ impl DuReport {
 pub fn disk_usage(layout: &Layout, refs: &[&str]) -> Result<DuReport> {
     let index = layout.read_index()?;
     let entries = index.entries();
-    // Group entries by digest, in index order.
-    let mut order: Vec<Digest> = Vec::new();
-    let mut groups: HashMap<Digest, (Vec<String>, usize, usize)> = HashMap::new();
-    for (i, e) in entries.iter().enumerate() {
-        let g = groups.entry(e.digest.clone()).or_insert_with(|| {
-            order.push(e.digest.clone());
-            (Vec::new(), 0, i)
-        });
-        match e.ref_name() {
-            Some(r) => g.0.push(r.to_string()),
-            None => g.1 += 1,
-        }
-    }
+    let (order, groups) = group_by_digest(entries);
     let wanted: Option<HashSet<Digest>> = if refs.is_empty() {
         None
     } else {
-        let mut set = HashSet::new();
-        for spec in refs {
-            set.insert(select(layout, &index, spec)?);
-        }
-        Some(set)
+        let picked = refs.iter().map(|spec| select(layout, &index, spec));
+        Some(picked.collect::<Result<_>>()?)
     };
     let (walks, inventory) = rayon::join(
         || {
             order
                 .par_iter()
-                .map(|d| Graph::walk(layout, std::slice::from_ref(&entries[groups[d].2])))
+                .map(|d| Graph::walk(layout, std::slice::from_ref(&entries[groups[d].first])))
                 .collect::<Vec<Graph>>()
         },
         || Inventory::scan(layout),
@@ -150,10 +143,8 @@ pub fn disk_usage(layout: &Layout, refs: &[&str]) -> Result<DuReport> {
         .map(|g| g.edges.iter().map(|e| &e.digest).collect())
         .collect();
     let mut reached_by: HashMap<&Digest, usize> = HashMap::new();
-    for set in &reach {
-        for d in set {
-            *reached_by.entry(d).or_default() += 1;
-        }
+    for d in reach.iter().flatten() {
+        *reached_by.entry(d).or_default() += 1;
     }
     for (d, size) in &sizes {
         if reached_by.contains_key(d) {
@@ -164,8 +155,7 @@ pub fn disk_usage(layout: &Layout, refs: &[&str]) -> Result<DuReport> {
             report.unreferenced_bytes += size;
         }
     }
-    let mut problems = BTreeMap::new();
-    for (row, (digest, (graph, set))) in order.iter().zip(walks.iter().zip(&reach)).enumerate() {
+    for ((digest, graph), set) in order.iter().zip(&walks).zip(&reach) {
         let problem = graph.failures.first().map(|(desc, e)| {
             format!(
                 "{} of its documents cannot be read ({}: {e}); run `epoch-store verify`",
@@ -174,39 +164,72 @@ pub fn disk_usage(layout: &Layout, refs: &[&str]) -> Result<DuReport> {
             )
         });
         if let Some(p) = &problem {
-            problems.insert(row, format!("{digest}: {p}"));
+            report.problems.push(format!("{digest}: {p}"));
         }
-        if wanted.as_ref().is_some_and(|w| !w.contains(digest)) {
-            continue;
+        if wanted.as_ref().is_none_or(|w| w.contains(digest)) {
+            let row = tally(digest, &groups[digest], set, &sizes, &reached_by, problem);
+            report.rows.push(row);
         }
-        let (refs, untagged, _) = &groups[digest];
-        let mut out = DuRow {
-            refs: refs.clone(),
-            untagged: *untagged,
-            digest: digest.clone(),
-            blobs: 0,
-            stored: 0,
-            unique: 0,
-            shared: 0,
-            missing_blobs: 0,
-            problem,
-        };
-        for d in set {
-            let Some(size) = sizes.get(d) else {
-                out.missing_blobs += 1;
-                continue;
-            };
-            out.blobs += 1;
-            out.stored += size;
-            if reached_by[d] == 1 {
-                out.unique += size;
-            }
-        }
-        out.shared = out.stored - out.unique;
-        report.rows.push(out);
     }
-    report.problems = problems.into_values().collect();
     Ok(report)
+}
+
+/// The entries grouped by digest: the digests in index order, and each
+/// one's group.
+fn group_by_digest(entries: &[crate::Descriptor]) -> (Vec<Digest>, HashMap<Digest, Group>) {
+    let mut order: Vec<Digest> = Vec::new();
+    let mut groups: HashMap<Digest, Group> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let g = groups.entry(e.digest.clone()).or_insert_with(|| {
+            order.push(e.digest.clone());
+            Group {
+                refs: Vec::new(),
+                untagged: 0,
+                first: i,
+            }
+        });
+        match e.ref_name() {
+            Some(r) => g.refs.push(r.to_string()),
+            None => g.untagged += 1,
+        }
+    }
+    (order, groups)
+}
+
+/// One row: the blobs `set` reaches that are present, their bytes, and
+/// those no other row reaches.
+fn tally(
+    digest: &Digest,
+    group: &Group,
+    set: &HashSet<&Digest>,
+    sizes: &HashMap<&Digest, u64>,
+    reached_by: &HashMap<&Digest, usize>,
+    problem: Option<String>,
+) -> DuRow {
+    let mut out = DuRow {
+        refs: group.refs.clone(),
+        untagged: group.untagged,
+        digest: digest.clone(),
+        blobs: 0,
+        stored: 0,
+        unique: 0,
+        shared: 0,
+        missing_blobs: 0,
+        problem,
+    };
+    for d in set {
+        let Some(size) = sizes.get(d) else {
+            out.missing_blobs += 1;
+            continue;
+        };
+        out.blobs += 1;
+        out.stored += size;
+        if reached_by[d] == 1 {
+            out.unique += size;
+        }
+    }
+    out.shared = out.stored - out.unique;
+    out
 }
 
 /// The digest of the entry `spec` (a ref name or a digest) names.

@@ -162,6 +162,59 @@ impl Layout {
         // The walk reads manifests, the scan lists directories: overlap them.
         let (graph, inventory) = rayon::join(|| Graph::walk(self, roots), || Inventory::scan(self));
         let inventory = inventory?;
+        self.refuse_unless_whole(&graph, &inventory)?;
+        let described: HashMap<&Digest, u64> =
+            graph.edges.iter().map(|e| (&e.digest, e.size)).collect();
+        let mut report = GcReport::default();
+        report.plan.roots = roots.len();
+        let mut candidates: Vec<Candidate<'_>> = Vec::new();
+        for (digest, file) in &inventory.blobs {
+            match described.get(digest) {
+                Some(size) => {
+                    report.plan.reachable_blobs += 1;
+                    report.plan.reachable_bytes = report
+                        .plan
+                        .reachable_bytes
+                        .checked_add(*size)
+                        .ok_or_else(|| Error::Overflow {
+                            what: "the sizes index.json's manifests give their blobs".into(),
+                        })?;
+                }
+                None => candidates.push(Candidate {
+                    digest: Some(digest),
+                    file,
+                }),
+            }
+        }
+        candidates.extend(
+            inventory
+                .temp_files
+                .iter()
+                .map(|file| Candidate { digest: None, file }),
+        );
+        let cutoff = SystemTime::now()
+            .checked_sub(options.grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let outcomes = sweep::run(&candidates, cutoff, remove)?;
+        let mut dirs = BTreeSet::new();
+        for (c, outcome) in candidates.iter().zip(outcomes) {
+            report.record(c, outcome, &mut dirs);
+        }
+        report
+            .plan
+            .blobs
+            .sort_unstable_by(|a, b| a.digest.cmp(&b.digest));
+        for dir in dirs {
+            durable::sync_dir(dir)?;
+        }
+        Ok(report)
+    }
+}
+
+impl Layout {
+    /// Refuses to judge anything unless the walk saw every reachable
+    /// document and the listing shows each of them.
+    fn refuse_unless_whole(&self, graph: &Graph, inventory: &Inventory) -> Result<()> {
         // What was just read as a reachable document must be among the
         // blobs listed: if not, the listing does not show what the reads
         // see (a directory swapped under us), and nothing may be judged.
@@ -188,80 +241,55 @@ impl Layout {
                 ),
             });
         }
-        let described: HashMap<&Digest, u64> =
-            graph.edges.iter().map(|e| (&e.digest, e.size)).collect();
-        let mut report = GcReport::default();
-        report.plan.roots = roots.len();
-        let mut candidates: Vec<Candidate<'_>> = Vec::new();
-        for (digest, file) in &inventory.blobs {
-            match described.get(digest) {
-                Some(size) => {
-                    report.plan.reachable_blobs += 1;
-                    report.plan.reachable_bytes += size;
+        Ok(())
+    }
+}
+
+impl GcReport {
+    /// Counts one candidate's outcome; a removed blob's directory goes into
+    /// `dirs`, to be fsynced.
+    fn record<'a>(
+        &mut self,
+        c: &Candidate<'a>,
+        outcome: Outcome,
+        dirs: &mut BTreeSet<&'a std::path::Path>,
+    ) {
+        let size = match outcome {
+            Outcome::Gone => return,
+            Outcome::Young(size) => {
+                if c.digest.is_some() {
+                    self.plan.young_blobs += 1;
+                    self.plan.young_bytes += size;
                 }
-                None => candidates.push(Candidate {
-                    digest: Some(digest),
-                    file,
-                }),
+                return;
             }
-        }
-        candidates.extend(
-            inventory
-                .temp_files
-                .iter()
-                .map(|file| Candidate { digest: None, file }),
-        );
-        let cutoff = SystemTime::now()
-            .checked_sub(options.grace)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let outcomes = sweep::run(&candidates, cutoff, remove)?;
-        let mut dirs = BTreeSet::new();
-        for (c, outcome) in candidates.iter().zip(outcomes) {
-            let size = match outcome {
-                Outcome::Gone => continue,
-                Outcome::Young(size) => {
-                    if c.digest.is_some() {
-                        report.plan.young_blobs += 1;
-                        report.plan.young_bytes += size;
-                    }
-                    continue;
+            Outcome::Future(size) => {
+                if c.digest.is_some() {
+                    self.plan.future_blobs += 1;
+                    self.plan.future_bytes += size;
                 }
-                Outcome::Future(size) => {
-                    if c.digest.is_some() {
-                        report.plan.future_blobs += 1;
-                        report.plan.future_bytes += size;
-                    }
-                    continue;
-                }
-                Outcome::Garbage(size) => size,
-                Outcome::Removed(size) => {
-                    report.removed_bytes += size;
-                    if c.digest.is_some() {
-                        report.removed_blobs += 1;
-                        dirs.insert(durable::parent(&c.file.path));
-                    } else {
-                        report.removed_temp_files += 1;
-                    }
-                    size
-                }
-            };
-            let garbage = Garbage {
-                path: c.file.path.clone(),
-                digest: c.digest.cloned(),
-                size,
-            };
-            match c.digest {
-                Some(_) => report.plan.blobs.push(garbage),
-                None => report.plan.temp_files.push(garbage),
+                return;
             }
+            Outcome::Garbage(size) => size,
+            Outcome::Removed(size) => {
+                self.removed_bytes += size;
+                if c.digest.is_some() {
+                    self.removed_blobs += 1;
+                    dirs.insert(durable::parent(&c.file.path));
+                } else {
+                    self.removed_temp_files += 1;
+                }
+                size
+            }
+        };
+        let garbage = Garbage {
+            path: c.file.path.clone(),
+            digest: c.digest.cloned(),
+            size,
+        };
+        match c.digest {
+            Some(_) => self.plan.blobs.push(garbage),
+            None => self.plan.temp_files.push(garbage),
         }
-        report
-            .plan
-            .blobs
-            .sort_unstable_by(|a, b| a.digest.cmp(&b.digest));
-        for dir in dirs {
-            durable::sync_dir(dir)?;
-        }
-        Ok(report)
     }
 }

@@ -242,36 +242,10 @@ fn convert(
     options: &LegacyOptions,
     progress: &dyn Progress,
 ) -> Result<std::result::Result<Descriptor, String>> {
-    let mut opened = Vec::new();
-    for f in &m.files {
-        let (file, md) = match durable::open_regular(&f.path) {
-            Ok(x) => x,
-            Err(e) => return Ok(Err(format!("{}: {e}", f.name))),
-        };
-        if md.len() != f.size {
-            return Ok(Err(format!(
-                "{}: size mismatch: the manifest says {} bytes, the blob has {}",
-                f.name,
-                f.size,
-                md.len()
-            )));
-        }
-        let map = match SparseMap::of_file(&file) {
-            Ok(map) => map,
-            Err(e) => {
-                return Ok(Err(format!(
-                    "{}: cannot find the data extents of {}: {e}",
-                    f.name,
-                    f.path.display()
-                )));
-            }
-        };
-        opened.push(Opened {
-            file,
-            map,
-            stamp: stamp(&md),
-        });
-    }
+    let opened = match open_files(m) {
+        Ok(o) => o,
+        Err(why) => return Ok(Err(why)),
+    };
     let sources: Vec<FileSource<'_>> = m
         .files
         .iter()
@@ -303,31 +277,80 @@ fn convert(
         Err(e) if reads_source(&e, &plan.dir) => return Ok(Err(e.to_string())),
         Err(e) => return Err(e),
     };
-    for ((f, o), hash) in m.files.iter().zip(&opened).zip(hashes) {
+    if let Err(why) = check_unchanged(m, &opened, hashes) {
+        return Ok(Err(why));
+    }
+    write_snapshot_manifest(writer, &options.pack, m.config.clone(), &stored).map(Ok)
+}
+
+/// Opens a manifest's blobs, each a regular file of the size the manifest
+/// gives; `Err` says why the manifest is skipped.
+fn open_files(m: &LegacyManifest) -> std::result::Result<Vec<Opened>, String> {
+    let mut opened = Vec::new();
+    for f in &m.files {
+        let (file, md) = match durable::open_regular(&f.path) {
+            Ok(x) => x,
+            Err(e) => return Err(format!("{}: {e}", f.name)),
+        };
+        if md.len() != f.size {
+            return Err(format!(
+                "{}: size mismatch: the manifest says {} bytes, the blob has {}",
+                f.name,
+                f.size,
+                md.len()
+            ));
+        }
+        let map = match SparseMap::of_file(&file) {
+            Ok(map) => map,
+            Err(e) => {
+                return Err(format!(
+                    "{}: cannot find the data extents of {}: {e}",
+                    f.name,
+                    f.path.display()
+                ));
+            }
+        };
+        opened.push(Opened {
+            file,
+            map,
+            stamp: stamp(&md),
+        });
+    }
+    Ok(opened)
+}
+
+/// Checks what was stored: each blob hashed to its digest and did not
+/// change while it was read; `Err` says why the manifest is skipped.
+fn check_unchanged(
+    m: &LegacyManifest,
+    opened: &[Opened],
+    hashes: Vec<std::io::Result<crate::io::digest::Digest>>,
+) -> std::result::Result<(), String> {
+    for ((f, o), hash) in m.files.iter().zip(opened).zip(hashes) {
         let found = match hash {
             Ok(d) => d,
-            Err(e) => return Ok(Err(format!("{}: read {}: {e}", f.name, f.path.display()))),
+            Err(e) => return Err(format!("{}: read {}: {e}", f.name, f.path.display())),
         };
         if found != f.digest {
-            return Ok(Err(format!(
+            return Err(format!(
                 "{}: digest mismatch: blobs/sha256/{} hashes to {found}; the blob is damaged",
                 f.name,
                 f.digest.hex()
-            )));
+            ));
         }
         let after = match o.file.metadata() {
             Ok(md) => md,
-            Err(e) => return Ok(Err(format!("{}: stat {}: {e}", f.name, f.path.display()))),
+            Err(e) => return Err(format!("{}: stat {}: {e}", f.name, f.path.display())),
         };
         if stamp(&after) != o.stamp {
-            return Ok(Err(format!(
+            return Err(format!(
                 "{}: {} changed while it was imported; run the import again",
                 f.name,
                 f.path.display()
-            )));
+            ));
         }
     }
-    write_snapshot_manifest(writer, &options.pack, m.config.clone(), &stored).map(Ok)
+    Ok(())
 }
 
 /// Whether a pack error is about reading a source blob (skip the manifest)

@@ -236,15 +236,9 @@ fn list_manifests(
     Ok(())
 }
 
-/// Reads and checks one manifest and the blobs it names.
-fn check_manifest(
-    dir: &Path,
-    rel: &str,
-    path: &Path,
-) -> std::result::Result<LegacyManifest, String> {
-    let raw = durable::read_capped(path, DOCUMENT_LIMIT, rel).map_err(|e| e.to_string())?;
-    let digest = Digest::of_bytes(Algorithm::Sha256, &raw);
-    let value: Value = serde_json::from_slice(&raw).map_err(|e| format!("not valid JSON: {e}"))?;
+/// A manifest's JSON, if it is a legacy (schemaVersion 1) manifest.
+fn legacy_json(raw: &[u8]) -> std::result::Result<Value, String> {
+    let value: Value = serde_json::from_slice(raw).map_err(|e| format!("not valid JSON: {e}"))?;
     if !value.is_object() {
         return Err("not a JSON object".into());
     }
@@ -260,6 +254,18 @@ fn check_manifest(
         Some(v) => return Err(format!("schemaVersion {v} is not 1, the legacy format")),
         None => return Err("no schemaVersion: not a legacy snapshot manifest".into()),
     }
+    Ok(value)
+}
+
+/// Reads and checks one manifest and the blobs it names.
+fn check_manifest(
+    dir: &Path,
+    rel: &str,
+    path: &Path,
+) -> std::result::Result<LegacyManifest, String> {
+    let raw = durable::read_capped(path, DOCUMENT_LIMIT, rel).map_err(|e| e.to_string())?;
+    let digest = Digest::of_bytes(Algorithm::Sha256, &raw);
+    let value = legacy_json(&raw)?;
     let m: RawManifest = serde_json::from_value(value.clone())
         .map_err(|e| format!("not a legacy snapshot manifest: {e}"))?;
     // manifests/NAME/TAG.json

@@ -40,20 +40,7 @@ pub fn pack_image(
         ));
     }
     let (file, md) = crate::io::durable::open_input(path)?;
-    let name = match &options.name {
-        Some(n) => n.clone(),
-        None => path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "{}: no UTF-8 file name to title the image with; pass --name",
-                    path.display()
-                ))
-            })?,
-    };
-    validate_file_name(&name)?;
+    let name = image_name(path, options)?;
     let format = DiskFormat::detect(&file).ctx("read", path)?;
     let size = md.len();
     let split = size > options.part_size;
@@ -97,15 +84,8 @@ pub fn pack_image(
     }
     progress.finish();
     if options.sha256sums {
-        let sums: String = layers
-            .iter()
-            .map(|l| format!("{}  {}\n", l.digest.hex(), l.title().unwrap_or_default()))
-            .collect();
-        let mut layer = writer.put_bytes(SHA256SUMS_MEDIA_TYPE, sums.as_bytes())?;
-        layer
-            .annotations
-            .insert(annotation::TITLE.into(), SHA256SUMS.into());
-        layers.push(layer);
+        let sums = sha256sums_layer(writer, &layers)?;
+        layers.push(sums);
     }
     let mut annotations = BTreeMap::new();
     annotations.insert(
@@ -127,6 +107,38 @@ pub fn pack_image(
         &layers,
         &annotations,
     )
+}
+
+/// The image's file name: `--name`, else the file's own; a plain file name.
+fn image_name(path: &Path, options: &ImageOptions) -> Result<String> {
+    let name = match &options.name {
+        Some(n) => n.clone(),
+        None => path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{}: no UTF-8 file name to title the image with; pass --name",
+                    path.display()
+                ))
+            })?,
+    };
+    validate_file_name(&name)?;
+    Ok(name)
+}
+
+/// The `SHA256SUMS` layer over `layers`, as `sha256sum` writes it.
+fn sha256sums_layer(writer: &Writer<'_>, layers: &[Descriptor]) -> Result<Descriptor> {
+    let sums: String = layers
+        .iter()
+        .map(|l| format!("{}  {}\n", l.digest.hex(), l.title().unwrap_or_default()))
+        .collect();
+    let mut layer = writer.put_bytes(SHA256SUMS_MEDIA_TYPE, sums.as_bytes())?;
+    layer
+        .annotations
+        .insert(annotation::TITLE.into(), SHA256SUMS.into());
+    Ok(layer)
 }
 
 /// Stores bytes `[offset, offset + len)` of the logical file as one blob:
