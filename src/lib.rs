@@ -64,7 +64,6 @@ pub mod transport;
 
 pub use error::{Error, ErrorKind, Result};
 pub use io::digest::{Algorithm, Digest, Hasher};
-pub use io::hash::{WINDOW, hash_file, hash_reader};
 pub use io::progress::{NoProgress, Progress};
 pub use model::Descriptor;
 pub use model::name::{MAX_REF_LEN, split_tag, validate_ref};
@@ -77,4 +76,4 @@ pub use store::layout::{
 pub use store::reader::BlobReader;
 pub use store::summary::Summary;
 pub use store::verify::{Finding, FindingKind, VerifyOptions, VerifyReport};
-pub use store::writer::{BlobWriter, StoredRange, Writer};
+pub use store::writer::{BlobWriter, Writer};

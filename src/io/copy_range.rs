@@ -53,7 +53,7 @@ impl CopyMode {
 
 /// Whether `file` lives on a filesystem where `copy_file_range` shares
 /// extents.
-pub fn shares_extents(file: &File) -> bool {
+pub(crate) fn shares_extents(file: &File) -> bool {
     crate::io::filesystem::shares_extents(file)
 }
 
@@ -65,7 +65,13 @@ pub fn shares_extents(file: &File) -> bool {
 ///
 /// # Errors
 /// I/O errors from either file; `UnexpectedEof` if `src` ends early.
-pub fn copy_range(src: &File, src_off: u64, dst: &File, dst_off: u64, len: u64) -> io::Result<()> {
+pub(crate) fn copy_range(
+    src: &File,
+    src_off: u64,
+    dst: &File,
+    dst_off: u64,
+    len: u64,
+) -> io::Result<()> {
     use rustix::io::Errno;
     let mut done = 0u64;
     while done < len {

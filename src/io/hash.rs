@@ -2,7 +2,7 @@
 //! once in parallel with rayon.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 
 use crate::io::digest::{Algorithm, Digest, Hasher};
 use crate::io::mmap;
@@ -10,7 +10,7 @@ use crate::io::progress::Progress;
 
 /// Bytes mapped at a time when hashing a file. Small enough that two workers
 /// keep resident memory far below 64 MiB, large enough that mapping costs vanish.
-pub const WINDOW: usize = 8 << 20;
+pub(crate) const WINDOW: usize = 8 << 20;
 
 /// Size of the buffer used when a file is read instead of mapped.
 const READ_BUF: usize = 1 << 20;
@@ -20,7 +20,7 @@ const READ_BUF: usize = 1 << 20;
 ///
 /// # Errors
 /// I/O errors, including the file being shorter than `len`.
-pub fn hash_file(
+pub(crate) fn hash_file(
     file: &File,
     len: u64,
     algorithm: Algorithm,
@@ -88,40 +88,6 @@ pub(crate) fn for_each_range(
     Ok(())
 }
 
-/// Hashes everything `reader` yields; returns the digest and the byte count.
-///
-/// # Errors
-/// The reader's I/O errors.
-pub fn hash_reader(
-    reader: &mut dyn Read,
-    algorithm: Algorithm,
-    progress: &dyn Progress,
-) -> io::Result<(Digest, u64)> {
-    let mut hasher = Hasher::new(algorithm);
-    let n = hash_stream(reader, &mut hasher, progress)?;
-    Ok((hasher.finish(), n))
-}
-
-fn hash_stream(
-    reader: &mut dyn Read,
-    hasher: &mut Hasher,
-    progress: &dyn Progress,
-) -> io::Result<u64> {
-    let mut buf = vec![0u8; READ_BUF];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        progress.advance(n as u64);
-        total += n as u64;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,10 +109,12 @@ mod tests {
             let one_shot = Digest::of_bytes(Algorithm::Sha256, &data);
             let f = file_with(&data);
             let mapped = hash_file(&f, len as u64, Algorithm::Sha256, &NoProgress).unwrap();
-            let (streamed, n) = hash_reader(&mut &data[..], Algorithm::Sha256, &NoProgress).unwrap();
+            let mut streamed = Hasher::new(Algorithm::Sha256);
+            for piece in data.chunks(4099) {
+                streamed.update(piece);
+            }
             prop_assert_eq!(&mapped, &one_shot);
-            prop_assert_eq!(&streamed, &one_shot);
-            prop_assert_eq!(n, len as u64);
+            prop_assert_eq!(&streamed.finish(), &one_shot);
         }
     }
 

@@ -130,7 +130,7 @@ impl<'a> Writer<'a> {
     /// # Errors
     /// I/O errors reading the file or writing the temp file; nothing is
     /// published on error.
-    pub fn put_stored(
+    pub(crate) fn put_stored(
         &self,
         media_type: &str,
         range: StoredRange<'_>,
@@ -305,7 +305,7 @@ impl<'a> Writer<'a> {
 /// A range of a file's stored stream (its data extents back to back, per
 /// `map`): what [`Writer::put_stored`] stores as one blob.
 #[derive(Clone, Copy, Debug)]
-pub struct StoredRange<'a> {
+pub(crate) struct StoredRange<'a> {
     /// The open file.
     pub file: &'a File,
     /// Its path, for error messages.
