@@ -108,14 +108,7 @@ impl<'a> Writer<'a> {
         path: &Path,
         progress: &dyn Progress,
     ) -> Result<Descriptor> {
-        let file = File::open(path).ctx("open", path)?;
-        let md = file.metadata().ctx("stat", path)?;
-        if !md.is_file() {
-            return Err(Error::NotRegularFile {
-                path: path.to_path_buf(),
-                kind: durable::kind_name(&md),
-            });
-        }
+        let (file, md) = crate::io::input::open_input(path)?;
         let map = SparseMap::dense(md.len());
         let range = StoredRange {
             file: &file,

@@ -39,14 +39,7 @@ pub fn pack_image(
             "part size must be at least 1 byte (default 512MiB)".into(),
         ));
     }
-    let file = File::open(path).ctx("open", path)?;
-    let md = file.metadata().ctx("stat", path)?;
-    if !md.is_file() {
-        return Err(Error::NotRegularFile {
-            path: path.to_path_buf(),
-            kind: crate::io::durable::kind_name(&md),
-        });
-    }
+    let (file, md) = crate::io::input::open_input(path)?;
     let name = match &options.name {
         Some(n) => n.clone(),
         None => path
