@@ -5,6 +5,8 @@ mod duration;
 mod input;
 mod output;
 mod progress;
+mod report;
+mod snapshot_options;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

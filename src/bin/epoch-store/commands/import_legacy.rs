@@ -7,8 +7,8 @@ use epoch_store::formats::legacy::{
     LegacyOptions, LegacyReport, import_legacy, plan_legacy, preview_legacy,
 };
 
-use super::pack::SnapshotOptions;
 use crate::output::{duration, size, warn};
+use crate::snapshot_options::SnapshotOptions;
 use crate::{Ctx, EXIT_ERROR, EXIT_OK};
 
 /// Convert a legacy epoch store (epoch up to v0.1.5) into snapshot artifacts.

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use epoch_store::{NoProgress, Progress, validate_ref};
 
-use super::pack::SnapshotOptions;
 use crate::output::{duration, rate, size};
+use crate::report::{report_json, tag_and_summarize};
+use crate::snapshot_options::SnapshotOptions;
 use crate::{Ctx, EXIT_OK};
 
 /// Store a `cocoon snapshot export` tar stream as a snapshot artifact.
@@ -55,9 +56,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         &NoProgress,
     )?;
     bar.finish();
-    let summary = super::pack::tag(&layout, &writer, &a.ref_name, &manifest)?;
+    let summary = tag_and_summarize(&layout, &writer, &a.ref_name, &manifest)?;
     let elapsed = started.elapsed();
-    super::pack::report_json(ctx, &a.ref_name, &summary, serde_json::json!({}))?;
+    report_json(ctx, &a.ref_name, &summary, serde_json::json!({}))?;
     let from = input.name.clone();
     ctx.say(format_args!(
         "Imported {from} as {} ({}): {} read, {} stored in {} ({})",
