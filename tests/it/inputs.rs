@@ -1,12 +1,13 @@
-//! What the commands that read input files do with a FIFO: refuse it at
-//! once, naming it, exit 2, the layout untouched.
+//! What the commands that read input files do with a FIFO (refuse it at
+//! once, naming it, exit 2, the layout untouched), and where the commands
+//! that bring data in put a layout that is not there yet.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::util::{Store, bytes, sha256, snapshot_dir};
 
@@ -318,4 +319,96 @@ fn legacy_store(dir: &Path) -> (PathBuf, PathBuf) {
     )
     .unwrap();
     (blob, manifest)
+}
+
+/// The three ways data comes in, each as `epoch-store ARGS` (the layout
+/// given by the caller), with the ref it tags.
+fn imports(s: &Store) -> Vec<(Vec<String>, &'static str)> {
+    let archive = archive(s);
+    let tar = snapshot_tar(s);
+    let legacy = s.path("legacy");
+    legacy_store(&legacy);
+    vec![
+        (vec!["import-archive".into(), p(&archive).into()], "a:1"),
+        (
+            vec![
+                "import-tar".into(),
+                p(&tar).into(),
+                "--ref".into(),
+                "vm:1".into(),
+            ],
+            "vm:1",
+        ),
+        (vec!["import-legacy".into(), p(&legacy).into()], "vm:v1"),
+    ]
+}
+
+/// A store whose layout is at `layout`.
+fn at(layout: &Path) -> Store {
+    Store {
+        tmp: tempfile::Builder::new()
+            .prefix("epoch-it-")
+            .tempdir()
+            .expect("tempdir"),
+        layout: layout.to_path_buf(),
+    }
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn imports_create_the_layout_in_a_new_or_empty_directory() {
+    let s = Store::empty();
+    for (i, (args, r)) in imports(&s).into_iter().enumerate() {
+        let fresh = s.path(&format!("new-{i}/store"));
+        let empty = s.path(&format!("empty-{i}"));
+        fs::create_dir(&empty).unwrap();
+        for layout in [&fresh, &empty] {
+            let t = at(layout);
+            t.ok(&strs(&args));
+            t.ok(&["verify"]);
+            let v: Value = t.json(&["ls"]);
+            assert!(
+                v.as_array().unwrap().iter().any(|e| e["ref"] == r),
+                "{args:?} into {}: {v}",
+                layout.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn imports_refuse_a_directory_of_other_files_and_touch_nothing() {
+    let s = Store::empty();
+    for (args, _) in imports(&s) {
+        let busy = s.path("busy");
+        let _ = fs::remove_dir_all(&busy);
+        fs::create_dir(&busy).unwrap();
+        fs::write(busy.join("photo.jpg"), b"x").unwrap();
+        let out = run_with_timeout(&at(&busy), &strs(&args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("not an OCI image layout"), "{args:?}: {err}");
+        assert!(err.contains("--layout"), "says what to do: {err}");
+        assert!(err.contains("init --force"), "says what to do: {err}");
+        let names: Vec<_> = fs::read_dir(&busy)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["photo.jpg"], "{args:?}: nothing written");
+    }
+}
+
+#[test]
+fn a_missing_layout_says_what_to_do() {
+    let s = Store::empty();
+    for cmd in ["ls", "verify", "gc"] {
+        let err = s.fails(2, &[cmd]);
+        assert!(err.contains("does not exist"), "{cmd}: {err}");
+        assert!(err.contains("--layout"), "{cmd}: {err}");
+        assert!(err.contains("init"), "{cmd}: {err}");
+        assert!(!s.layout.exists(), "{cmd} created nothing");
+    }
 }

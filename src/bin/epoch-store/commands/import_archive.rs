@@ -22,6 +22,8 @@ use crate::{Ctx, EXIT_OK};
 /// must be complete (all it reaches present); its refs are added, or moved
 /// with --force when they exist here with another digest. On any error
 /// nothing is tagged; blobs already stored stay unreferenced until gc.
+/// The layout is created if its directory does not exist or is empty; a
+/// FILE that is a FIFO or device is refused (send a stream on stdin).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     epoch-store import-archive /media/usb/bundle.tar\n  \
@@ -41,7 +43,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         &a.file,
         "an archive; pipe one in (epoch-store export-archive REF -o - | epoch-store import-archive -)",
     )?;
-    let layout = ctx.open()?;
+    let layout = ctx.open_or_create("import-archive")?;
     let from = input.name.clone();
     let started = Instant::now();
     let writer = ctx.writer(&layout)?;

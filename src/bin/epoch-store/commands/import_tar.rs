@@ -19,7 +19,9 @@ use crate::{Ctx, EXIT_OK};
 /// the creation time differs): snapshot.json becomes the config, sparse
 /// files keep their map. Links, devices, paths that are not plain file
 /// names, bad sparse records and truncated streams are refused, and nothing
-/// is tagged then.
+/// is tagged then. The layout is created if its directory does not exist
+/// or is empty; a FILE that is a FIFO or device is refused (send a stream
+/// on stdin).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     cocoon snapshot export sre-bot -o - | epoch-store import-tar - --ref sre-bot:v2\n  \
@@ -42,7 +44,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         &a.file,
         "a tar stream; pipe one in (cocoon snapshot export NAME -o - | epoch-store import-tar - --ref NAME:TAG)",
     )?;
-    let layout = ctx.open()?;
+    let layout = ctx.open_or_create("import-tar")?;
     let options = a.options.to_pack_options();
     let started = Instant::now();
     let writer = ctx.writer(&layout)?;
