@@ -11,6 +11,7 @@ pub(crate) mod digest;
 pub(crate) mod durable;
 pub mod filesystem;
 pub(crate) mod hash;
+pub mod input;
 pub(crate) mod mmap;
 pub(crate) mod progress;
 pub(crate) mod schedule;

@@ -318,30 +318,6 @@ pub(crate) fn type_name(t: fs::FileType) -> &'static str {
     }
 }
 
-/// Opens an input file the user named (`pack image FILE`, `add FILE`): a
-/// symlink is followed (the user named it), but anything that is not a
-/// regular file in the end (a FIFO, device, socket, directory) is refused
-/// before a byte is read, and opening never blocks on a FIFO. Returns the
-/// file with its (fstat) metadata.
-///
-/// # Errors
-/// [`Error::NotRegularFile`]; I/O errors opening.
-pub(crate) fn open_input(path: &Path) -> Result<(File, Metadata)> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .ctx("open", path)?;
-    let md = file.metadata().ctx("stat", path)?;
-    if !md.is_file() {
-        return Err(Error::NotRegularFile {
-            path: path.to_path_buf(),
-            kind: kind_name(&md),
-        });
-    }
-    Ok((file, md))
-}
-
 /// Opens a file that must be a regular file, never following a symlink and
 /// never blocking on a FIFO; returns it with its (fstat) metadata.
 ///

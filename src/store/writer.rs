@@ -107,7 +107,7 @@ impl<'a> Writer<'a> {
         path: &Path,
         progress: &dyn Progress,
     ) -> Result<Descriptor> {
-        let (file, md) = durable::open_input(path)?;
+        let (file, md) = crate::io::input::open_input(path)?;
         let map = SparseMap::dense(md.len());
         let range = StoredRange {
             file: &file,

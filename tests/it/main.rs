@@ -10,6 +10,7 @@ mod damage;
 mod defects;
 mod du;
 mod hostile;
+mod inputs;
 mod interop;
 mod legacy;
 mod media;

@@ -1,23 +1,22 @@
 //! Streams read by the import commands: a FILE or stdin, counted on the
 //! progress bar.
 
-use std::fs::File;
 use std::io::{self, IsTerminal, Read};
 use std::path::Path;
 
-use anyhow::Context;
 use epoch_store::Progress;
+use epoch_store::io::input::open_input;
 
-/// An opened input: the reader, its size if known (0 for stdin and other
-/// non-files), and a name for messages.
+/// An opened input: the reader, its size if known (0 for stdin), and a
+/// name for messages.
 pub struct Input {
     pub reader: Box<dyn Read>,
     pub total: u64,
     pub name: String,
 }
 
-/// Opens FILE, or stdin for `-`. A terminal on stdin is refused with
-/// `hint` (what to pipe in).
+/// Opens FILE (a regular file), or stdin for `-`. A terminal on stdin is
+/// refused with `hint` (what to pipe in).
 pub fn open(file: &Path, hint: &str) -> anyhow::Result<Input> {
     if file.as_os_str() == "-" {
         if io::stdin().is_terminal() {
@@ -29,13 +28,18 @@ pub fn open(file: &Path, hint: &str) -> anyhow::Result<Input> {
             name: "stdin".into(),
         });
     }
-    let f = File::open(file).with_context(|| format!("open {}", file.display()))?;
-    let md = f
-        .metadata()
-        .with_context(|| format!("stat {}", file.display()))?;
+    // A FIFO or device is refused at once, not waited on: a stream comes
+    // in on stdin.
+    let (f, md) = open_input(file).map_err(|e| match e {
+        epoch_store::Error::NotRegularFile { .. } => anyhow::anyhow!(
+            "{e}; to read a stream, give `-` and send it on stdin (`- < {}`)",
+            file.display()
+        ),
+        e => e.into(),
+    })?;
     Ok(Input {
         reader: Box::new(f),
-        total: if md.is_file() { md.len() } else { 0 },
+        total: md.len(),
         name: file.display().to_string(),
     })
 }

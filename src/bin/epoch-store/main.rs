@@ -5,6 +5,8 @@ mod duration;
 mod input;
 mod output;
 mod progress;
+mod report;
+mod snapshot_options;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,8 +85,56 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// The layout `--layout` names; an error that refuses the directory
+    /// says what to do next.
     pub fn open(&self) -> anyhow::Result<epoch_store::Layout> {
-        Ok(epoch_store::Layout::open(&self.layout_dir)?.with_copy_mode(copy_mode()))
+        epoch_store::Layout::open(&self.layout_dir)
+            .map(|l| l.with_copy_mode(copy_mode()))
+            .map_err(|e| self.layout_hint(e))
+    }
+
+    /// For the commands that bring data in (`import-archive`, `import-tar`,
+    /// `import-legacy`): the layout, created first if the directory does not
+    /// exist or is empty, as `copy --to` does. Anything else is opened as a
+    /// layout, so a directory of other files is refused and left alone.
+    pub fn open_or_create(&self, command: &str) -> anyhow::Result<epoch_store::Layout> {
+        let dir = &self.layout_dir;
+        let absent_or_empty = match std::fs::read_dir(dir) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if absent_or_empty {
+            return Ok(epoch_store::Layout::init(dir)?.with_copy_mode(copy_mode()));
+        }
+        epoch_store::Layout::open(dir)
+            .map(|l| l.with_copy_mode(copy_mode()))
+            .map_err(|e| match e {
+                epoch_store::Error::NotALayout { .. } if dir.is_dir() => anyhow::anyhow!(
+                    "{e}; {command} creates a layout only in a new or empty directory and \
+                 writes nothing here: pass --layout with a layout or a new directory, or \
+                 make this one a layout with `epoch-store --layout {} init --force`",
+                    dir.display()
+                ),
+                e => self.layout_hint(e),
+            })
+    }
+
+    /// `e`, with what to do next when it refuses the layout directory.
+    fn layout_hint(&self, e: epoch_store::Error) -> anyhow::Error {
+        let dir = &self.layout_dir;
+        match e {
+            epoch_store::Error::NotALayout { .. } if !dir.exists() => anyhow::anyhow!(
+                "{} is not an OCI image layout: it does not exist; pass --layout with the \
+                 layout's directory (or set EPOCH_STORE_LAYOUT), or create one there with \
+                 `epoch-store --layout {} init`",
+                dir.display(),
+                dir.display()
+            ),
+            epoch_store::Error::NotALayout { .. } => anyhow::anyhow!(
+                "{e}; pass --layout with the layout's directory (or set EPOCH_STORE_LAYOUT)"
+            ),
+            e => e.into(),
+        }
     }
 
     /// A write session on `layout` that says on a terminal (not with `-q`)

@@ -1,14 +1,11 @@
 //! `epoch-store add`.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
 use epoch_store::formats::cocoon::config::media_type_for_cocoon_file;
-use epoch_store::model::annotation;
+use epoch_store::store::artifact::{FilesArtifact, FilesOptions, plan_files, store_files};
 use epoch_store::{Descriptor, validate_ref};
-use rayon::prelude::*;
 
 use crate::output::{duration, rate, size};
 use crate::{Ctx, EXIT_OK};
@@ -53,67 +50,38 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     if let Some(r) = &args.ref_name {
         validate_ref(r)?;
     }
-    let mut titles = BTreeSet::new();
-    let mut inputs = Vec::new();
-    for path in &args.files {
-        let title = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .with_context(|| {
-                format!(
-                    "{}: not a file name epoch-store can use as a title (UTF-8 required)",
-                    path.display()
-                )
-            })?
-            .to_string();
-        // The title becomes a file name again when the artifact is unpacked.
-        epoch_store::model::name::validate_file_name(&title)?;
-        if !titles.insert(title.clone()) {
-            bail!("two files are named {title:?}; layer titles must be unique, rename one");
-        }
-        let md =
-            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-        if !md.is_file() {
-            bail!("{} is not a regular file", path.display());
-        }
-        inputs.push((path.clone(), title, md.len()));
-    }
+    let plan = plan_files(&args.files)?;
     let layout = ctx.open()?;
     let started = Instant::now();
     let writer = ctx.writer(&layout)?;
     let bar = crate::progress::Bar::new(ctx.quiet);
-    let total: u64 = inputs.iter().map(|(_, _, n)| n).sum();
-    epoch_store::Progress::begin(&bar, "adding", total);
-    let layers = inputs
-        .par_iter()
-        .map(|(path, title, _)| {
-            let mt = args
-                .media_type
-                .as_deref()
-                .unwrap_or_else(|| media_type_for_cocoon_file(title));
-            let mut d = writer.put_file(mt, path, &bar)?;
-            d.annotations
-                .insert(annotation::TITLE.into(), title.clone());
-            Ok(d)
-        })
-        .collect::<epoch_store::Result<Vec<Descriptor>>>()?;
-    epoch_store::Progress::finish(&bar);
-    let manifest = epoch_store::store::artifact::files_manifest(
-        &writer,
-        &layers,
-        Some(&args.artifact_type),
-        None,
-    )?;
+    let options = FilesOptions::default()
+        .artifact_type(args.artifact_type.clone())
+        .media_type(args.media_type.clone())
+        .media_type_by_title(media_type_for_cocoon_file);
+    let added = store_files(&writer, &plan, &options, &bar)?;
     writer.update_index(|index| {
         match &args.ref_name {
             Some(r) => {
-                index.set_ref(r, &manifest);
+                index.set_ref(r, &added.manifest);
             }
-            None => index.add_untagged(&manifest),
+            None => index.add_untagged(&added.manifest),
         }
         Ok(())
     })?;
-    let elapsed = started.elapsed();
+    report(ctx, &args, added, started.elapsed())
+}
+
+/// Prints what was added: JSON, the confirmation, and with `-q` an untagged
+/// root's digest.
+fn report(ctx: &Ctx, args: &Args, added: FilesArtifact, elapsed: Duration) -> anyhow::Result<u8> {
+    let FilesArtifact {
+        manifest,
+        layers,
+        size: total,
+        ..
+    } = added;
+    let files = layers.len();
     if ctx.json {
         crate::output::json(&Added {
             ref_name: args.ref_name.clone(),
@@ -128,8 +96,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         "Added {} ({}): {} file{}, {} in {} ({})",
         args.ref_name.as_deref().unwrap_or("untagged artifact"),
         manifest.digest,
-        inputs.len(),
-        if inputs.len() == 1 { "" } else { "s" },
+        files,
+        if files == 1 { "" } else { "s" },
         size(total),
         duration(elapsed),
         rate(total, elapsed)

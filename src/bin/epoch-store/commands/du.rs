@@ -1,7 +1,7 @@
 //! `epoch-store du`.
 
 use epoch_store::io::text::escape;
-use epoch_store::store::du::disk_usage;
+use epoch_store::store::du::{DuReport, disk_usage};
 
 use crate::output::{size, warn};
 use crate::{Ctx, EXIT_OK, EXIT_PROBLEMS};
@@ -55,6 +55,13 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         crate::output::json(&report)?;
         return Ok(code);
     }
+    print_rows(ctx, &report)?;
+    print_totals(ctx, &report)?;
+    Ok(code)
+}
+
+/// The table: one row per manifest, with the blobs it misses under it.
+fn print_rows(ctx: &Ctx, report: &DuReport) -> anyhow::Result<()> {
     let header = ["REF", "STORED", "UNIQUE", "SHARED", "DIGEST"].map(String::from);
     let cells: Vec<[String; 5]> = report
         .rows
@@ -83,6 +90,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
             ))?;
         }
     }
+    Ok(())
+}
+
+/// What a row of several refs means, and the layout's totals.
+fn print_totals(ctx: &Ctx, report: &DuReport) -> anyhow::Result<()> {
     if report.rows.iter().any(|r| r.refs.len() + r.untagged > 1) {
         ctx.answer(format_args!("A row with several refs is one manifest: UNIQUE is freed only once all of them are untagged."
         ))?;
@@ -104,5 +116,5 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
             String::new()
         }
     ))?;
-    Ok(code)
+    Ok(())
 }

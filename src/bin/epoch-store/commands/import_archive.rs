@@ -1,10 +1,10 @@
 //! `epoch-store import-archive`.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use epoch_store::formats::oci_archive::{ImportOptions, RefChange};
+use epoch_store::formats::oci_archive::{ImportOptions, ImportReport, RefChange};
 use epoch_store::{NoProgress, Progress};
 
 use crate::output::{duration, rate, size};
@@ -22,6 +22,8 @@ use crate::{Ctx, EXIT_OK};
 /// must be complete (all it reaches present); its refs are added, or moved
 /// with --force when they exist here with another digest. On any error
 /// nothing is tagged; blobs already stored stay unreferenced until gc.
+/// The layout is created if its directory does not exist or is empty; a
+/// FILE that is a FIFO or device is refused (send a stream on stdin).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     epoch-store import-archive /media/usb/bundle.tar\n  \
@@ -41,7 +43,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         &a.file,
         "an archive; pipe one in (epoch-store export-archive REF -o - | epoch-store import-archive -)",
     )?;
-    let layout = ctx.open()?;
+    let layout = ctx.open_or_create("import-archive")?;
     let from = input.name.clone();
     let started = Instant::now();
     let writer = ctx.writer(&layout)?;
@@ -65,31 +67,48 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     drop(writer);
     let elapsed = started.elapsed();
     if ctx.json {
-        let refs: Vec<_> = report
-            .refs
-            .iter()
-            .map(|r| {
-                let (change, previous) = match &r.change {
-                    RefChange::Added => ("added", None),
-                    RefChange::Unchanged => ("unchanged", None),
-                    RefChange::Replaced(d) => ("replaced", Some(d.to_string())),
-                };
-                serde_json::json!({
-                    "ref": r.name,
-                    "digest": r.descriptor.digest,
-                    "mediaType": r.descriptor.media_type,
-                    "change": change,
-                    "previous": previous,
-                })
-            })
-            .collect();
-        crate::output::json(&serde_json::json!({
-            "refs": refs,
-            "blobs": report.blobs,
-            "bytesWritten": report.bytes_written,
-            "blobsSkipped": report.blobs_skipped,
-        }))?;
+        print_json(&report)?;
     }
+    print_human(ctx, &from, &report, counted.count, elapsed)?;
+    Ok(EXIT_OK)
+}
+
+/// With `--json`: each ref and what happened to it, and the blob counts.
+fn print_json(report: &ImportReport) -> anyhow::Result<()> {
+    let refs: Vec<_> = report
+        .refs
+        .iter()
+        .map(|r| {
+            let (change, previous) = match &r.change {
+                RefChange::Added => ("added", None),
+                RefChange::Unchanged => ("unchanged", None),
+                RefChange::Replaced(d) => ("replaced", Some(d.to_string())),
+            };
+            serde_json::json!({
+                "ref": r.name,
+                "digest": r.descriptor.digest,
+                "mediaType": r.descriptor.media_type,
+                "change": change,
+                "previous": previous,
+            })
+        })
+        .collect();
+    crate::output::json(&serde_json::json!({
+        "refs": refs,
+        "blobs": report.blobs,
+        "bytesWritten": report.bytes_written,
+        "blobsSkipped": report.blobs_skipped,
+    }))
+}
+
+/// The confirmation: the refs, the blobs and the bytes read.
+fn print_human(
+    ctx: &Ctx,
+    from: &str,
+    report: &ImportReport,
+    read: u64,
+    elapsed: Duration,
+) -> anyhow::Result<()> {
     let names: Vec<String> = report
         .refs
         .iter()
@@ -111,9 +130,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         report.blobs,
         report.blobs_skipped,
         size(report.bytes_written),
-        size(counted.count),
+        size(read),
         duration(elapsed),
-        rate(counted.count, elapsed)
+        rate(read, elapsed)
     ))?;
-    Ok(EXIT_OK)
+    Ok(())
 }

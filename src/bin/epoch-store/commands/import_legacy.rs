@@ -7,8 +7,8 @@ use epoch_store::formats::legacy::{
     LegacyOptions, LegacyReport, import_legacy, plan_legacy, preview_legacy,
 };
 
-use super::pack::SnapshotOptions;
 use crate::output::{duration, size, warn};
+use crate::snapshot_options::SnapshotOptions;
 use crate::{Ctx, EXIT_ERROR, EXIT_OK};
 
 /// Convert a legacy epoch store (epoch up to v0.1.5) into snapshot artifacts.
@@ -28,7 +28,8 @@ use crate::{Ctx, EXIT_ERROR, EXIT_OK};
 /// 1, unsafe file names, duplicate files, missing or damaged blobs) are
 /// reported and skipped; the rest are converted. A ref that exists is left
 /// alone unless it is an import of the same manifest (reported unchanged)
-/// or --force is given.
+/// or --force is given. The layout is created if its directory does not
+/// exist or is empty.
 ///
 /// Exit codes: 0 all converted, 1 some manifests skipped, 2 error (DIR is
 /// not a legacy store, the layout cannot be written).
@@ -68,7 +69,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         let layout = epoch_store::Layout::open(&ctx.layout_dir).ok();
         preview_legacy(layout.as_ref(), &plan, &options)?
     } else {
-        let layout = ctx.open()?;
+        let layout = ctx.open_or_create("import-legacy")?;
         let writer = ctx.writer(&layout)?;
         let bar = crate::progress::Bar::new(ctx.quiet);
         import_legacy(&writer, &plan, &options, &bar)?

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use epoch_store::{NoProgress, Progress, validate_ref};
 
-use super::pack::SnapshotOptions;
 use crate::output::{duration, rate, size};
+use crate::report::{report_json, tag_and_summarize};
+use crate::snapshot_options::SnapshotOptions;
 use crate::{Ctx, EXIT_OK};
 
 /// Store a `cocoon snapshot export` tar stream as a snapshot artifact.
@@ -18,7 +19,9 @@ use crate::{Ctx, EXIT_OK};
 /// the creation time differs): snapshot.json becomes the config, sparse
 /// files keep their map. Links, devices, paths that are not plain file
 /// names, bad sparse records and truncated streams are refused, and nothing
-/// is tagged then.
+/// is tagged then. The layout is created if its directory does not exist
+/// or is empty; a FILE that is a FIFO or device is refused (send a stream
+/// on stdin).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     cocoon snapshot export sre-bot -o - | epoch-store import-tar - --ref sre-bot:v2\n  \
@@ -41,7 +44,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         &a.file,
         "a tar stream; pipe one in (cocoon snapshot export NAME -o - | epoch-store import-tar - --ref NAME:TAG)",
     )?;
-    let layout = ctx.open()?;
+    let layout = ctx.open_or_create("import-tar")?;
     let options = a.options.to_pack_options();
     let started = Instant::now();
     let writer = ctx.writer(&layout)?;
@@ -55,9 +58,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         &NoProgress,
     )?;
     bar.finish();
-    let summary = super::pack::tag(&layout, &writer, &a.ref_name, &manifest)?;
+    let summary = tag_and_summarize(&layout, &writer, &a.ref_name, &manifest)?;
     let elapsed = started.elapsed();
-    super::pack::report_json(ctx, &a.ref_name, &summary, serde_json::json!({}))?;
+    report_json(ctx, &a.ref_name, &summary, serde_json::json!({}))?;
     let from = input.name.clone();
     ctx.say(format_args!(
         "Imported {from} as {} ({}): {} read, {} stored in {} ({})",

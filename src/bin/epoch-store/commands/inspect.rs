@@ -1,7 +1,8 @@
 //! `epoch-store inspect`.
 
-use epoch_store::DOCUMENT_LIMIT;
-use epoch_store::model::{Descriptor, media_type};
+use epoch_store::formats::cocoon::config::SnapshotConfig;
+use epoch_store::model::{Descriptor, Document, media_type};
+use epoch_store::{DOCUMENT_LIMIT, Summary};
 
 use crate::output::size;
 use crate::{Ctx, EXIT_OK};
@@ -30,72 +31,77 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         );
     }
     let summary = layout.summarize(&desc)?;
-    let mut snapshot_config = None;
-    let files = match summary.kind {
-        epoch_store::model::Kind::Snapshot => {
-            let (files, config) = snapshot_files(&layout, &desc)?;
-            snapshot_config = Some(config);
-            files
-        }
-        epoch_store::model::Kind::CloudImage => image_files(&layout, &desc)?,
-        _ => vec![],
-    };
+    let (files, snapshot_config) = files_of(&layout, &desc, &summary)?;
     let raw = layout.read_blob(&desc, DOCUMENT_LIMIT)?;
-    let doc = summary.document.as_ref().expect("a document was read");
+    let shown = Shown {
+        desc: &desc,
+        summary: &summary,
+        doc: summary.document.as_ref().expect("a document was read"),
+        files: &files,
+        snapshot_config: snapshot_config.as_ref(),
+    };
     if ctx.json {
-        let manifest: serde_json::Value = serde_json::from_slice(&raw)?;
-        crate::output::json(&serde_json::json!({
-            "ref": desc.ref_name(),
-            "digest": desc.digest,
-            "mediaType": desc.media_type,
-            "artifactType": doc.artifact_type,
-            "kind": summary.kind,
-            "size": summary.size,
-            "blobs": summary.blobs,
-            "annotations": doc.annotations,
-            "config": doc.config,
-            "layers": doc.layers,
-            "manifests": doc.manifests,
-            "subject": doc.subject,
-            "files": files,
-            "snapshotConfig": snapshot_config,
-            "manifest": manifest,
-        }))?;
-        return Ok(EXIT_OK);
+        print_json(&shown, &raw)?;
+    } else {
+        print_human(ctx, &shown)?;
     }
-    if let Some(r) = desc.ref_name() {
-        ctx.answer(format_args!("Ref:           {r}"))?;
-    }
-    ctx.answer(format_args!("Digest:        {}", desc.digest))?;
-    ctx.answer(format_args!("Media type:    {}", desc.media_type))?;
-    if let Some(at) = &doc.artifact_type {
-        ctx.answer(format_args!("Artifact type: {at}"))?;
-    }
-    ctx.answer(format_args!("Kind:          {}", summary.kind))?;
-    if let Some(c) = &snapshot_config {
-        ctx.answer(format_args!(
-            "Snapshot:      id {:?}, {} vCPU, {} memory, {} storage, {} NICs{}",
-            c.snapshot_id,
-            c.cpu,
-            size(c.memory.max(0) as u64),
-            size(c.storage.max(0) as u64),
-            c.nics,
-            if c.image.is_empty() {
-                String::new()
-            } else {
-                format!(", image {}", c.image)
-            }
-        ))?;
-        if !c.created_at.is_empty() {
-            ctx.answer(format_args!("Created:       {}", c.created_at))?;
+    Ok(EXIT_OK)
+}
+
+/// What `inspect` shows of one manifest or index.
+struct Shown<'a> {
+    desc: &'a Descriptor,
+    summary: &'a Summary,
+    doc: &'a Document,
+    files: &'a [FileRow],
+    snapshot_config: Option<&'a SnapshotConfig>,
+}
+
+/// The files a snapshot or an OS image unpacks to (none for other kinds),
+/// and a snapshot's config.
+fn files_of(
+    layout: &epoch_store::Layout,
+    desc: &Descriptor,
+    summary: &Summary,
+) -> anyhow::Result<(Vec<FileRow>, Option<SnapshotConfig>)> {
+    Ok(match summary.kind {
+        epoch_store::model::Kind::Snapshot => {
+            let (files, config) = snapshot_files(layout, desc)?;
+            (files, Some(config))
         }
-    }
-    ctx.answer(format_args!(
-        "Total size:    {} in {} blobs ({} bytes)",
-        size(summary.size),
-        summary.blobs,
-        summary.size
-    ))?;
+        epoch_store::model::Kind::CloudImage => (image_files(layout, desc)?, None),
+        _ => (vec![], None),
+    })
+}
+
+/// With `--json`: everything, and the manifest itself (`raw`, parsed).
+fn print_json(s: &Shown<'_>, raw: &[u8]) -> anyhow::Result<()> {
+    let manifest: serde_json::Value = serde_json::from_slice(raw)?;
+    let (desc, doc) = (s.desc, s.doc);
+    crate::output::json(&serde_json::json!({
+        "ref": desc.ref_name(),
+        "digest": desc.digest,
+        "mediaType": desc.media_type,
+        "artifactType": doc.artifact_type,
+        "kind": s.summary.kind,
+        "size": s.summary.size,
+        "blobs": s.summary.blobs,
+        "annotations": doc.annotations,
+        "config": doc.config,
+        "layers": doc.layers,
+        "manifests": doc.manifests,
+        "subject": doc.subject,
+        "files": s.files,
+        "snapshotConfig": s.snapshot_config,
+        "manifest": manifest,
+    }))
+}
+
+/// For humans: the header, then the config, layers, manifests, files and
+/// subject there are.
+fn print_human(ctx: &Ctx, s: &Shown<'_>) -> anyhow::Result<()> {
+    print_header(ctx, s)?;
+    let doc = s.doc;
     for (k, v) in &doc.annotations {
         ctx.answer(format_args!("Annotation:    {k}={v}"))?;
     }
@@ -131,30 +137,79 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
             ))?;
         }
     }
-    if !files.is_empty() {
-        let logical: u64 = files.iter().map(|f| f.logical_size).sum();
+    print_files(ctx, s.files)?;
+    if let Some(subject) = &doc.subject {
         ctx.answer(format_args!(
-            "Files ({}, {} logical):",
-            files.len(),
-            size(logical)
+            "Subject:       {} {}",
+            subject.media_type, subject.digest
         ))?;
-        for f in &files {
-            ctx.answer(format_args!(
-                "  {:<28} {:>10} logical {:>10} stored  {} chunk{}{}  mode {:o}",
-                f.name,
-                size(f.logical_size),
-                size(f.stored_size),
-                f.chunks,
-                if f.chunks == 1 { "" } else { "s" },
-                if f.compressed { ", zstd" } else { "" },
-                f.mode
-            ))?;
+    }
+    Ok(())
+}
+
+/// Ref, digest, media and artifact type, kind, a snapshot's VM, total size.
+fn print_header(ctx: &Ctx, s: &Shown<'_>) -> anyhow::Result<()> {
+    let desc = s.desc;
+    if let Some(r) = desc.ref_name() {
+        ctx.answer(format_args!("Ref:           {r}"))?;
+    }
+    ctx.answer(format_args!("Digest:        {}", desc.digest))?;
+    ctx.answer(format_args!("Media type:    {}", desc.media_type))?;
+    if let Some(at) = &s.doc.artifact_type {
+        ctx.answer(format_args!("Artifact type: {at}"))?;
+    }
+    ctx.answer(format_args!("Kind:          {}", s.summary.kind))?;
+    if let Some(c) = s.snapshot_config {
+        ctx.answer(format_args!(
+            "Snapshot:      id {:?}, {} vCPU, {} memory, {} storage, {} NICs{}",
+            c.snapshot_id,
+            c.cpu,
+            size(c.memory.max(0) as u64),
+            size(c.storage.max(0) as u64),
+            c.nics,
+            if c.image.is_empty() {
+                String::new()
+            } else {
+                format!(", image {}", c.image)
+            }
+        ))?;
+        if !c.created_at.is_empty() {
+            ctx.answer(format_args!("Created:       {}", c.created_at))?;
         }
     }
-    if let Some(s) = &doc.subject {
-        ctx.answer(format_args!("Subject:       {} {}", s.media_type, s.digest))?;
+    ctx.answer(format_args!(
+        "Total size:    {} in {} blobs ({} bytes)",
+        size(s.summary.size),
+        s.summary.blobs,
+        s.summary.size
+    ))?;
+    Ok(())
+}
+
+/// The files it unpacks to, with their logical and stored sizes.
+fn print_files(ctx: &Ctx, files: &[FileRow]) -> anyhow::Result<()> {
+    if files.is_empty() {
+        return Ok(());
     }
-    Ok(EXIT_OK)
+    let logical: u64 = files.iter().map(|f| f.logical_size).sum();
+    ctx.answer(format_args!(
+        "Files ({}, {} logical):",
+        files.len(),
+        size(logical)
+    ))?;
+    for f in files {
+        ctx.answer(format_args!(
+            "  {:<28} {:>10} logical {:>10} stored  {} chunk{}{}  mode {:o}",
+            f.name,
+            size(f.logical_size),
+            size(f.stored_size),
+            f.chunks,
+            if f.chunks == 1 { "" } else { "s" },
+            if f.compressed { ", zstd" } else { "" },
+            f.mode
+        ))?;
+    }
+    Ok(())
 }
 
 fn platform(d: &Descriptor) -> String {
@@ -187,10 +242,7 @@ struct FileRow {
 fn snapshot_files(
     layout: &epoch_store::Layout,
     desc: &Descriptor,
-) -> anyhow::Result<(
-    Vec<FileRow>,
-    epoch_store::formats::cocoon::config::SnapshotConfig,
-)> {
+) -> anyhow::Result<(Vec<FileRow>, SnapshotConfig)> {
     let plan = epoch_store::formats::cocoon::snapshot::plan(layout, desc)?;
     let rows = plan
         .files

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use epoch_store::formats::cocoon::os_image::{ImageOptions, pack_image};
-use epoch_store::formats::cocoon::snapshot::{Format, PackOptions, pack_dir};
+use epoch_store::formats::cocoon::snapshot::pack_dir;
 use epoch_store::validate_ref;
 
 use crate::output::{duration, rate, size};
+use crate::report::{report_json, tag_and_summarize};
+use crate::snapshot_options::{SnapshotOptions, parse_size};
 use crate::{Ctx, EXIT_OK};
 
 /// Pack VM artifacts into the layout.
@@ -54,38 +56,6 @@ struct SnapshotArgs {
     options: SnapshotOptions,
 }
 
-/// How a snapshot is laid out: shared by `pack snapshot` and `import-tar`.
-#[derive(clap::Args, Debug)]
-pub(crate) struct SnapshotOptions {
-    /// v1: one layer per file; v2: chunked.
-    #[arg(long, default_value = "v2", value_parser = ["v1", "v2"])]
-    format: String,
-    /// v2 chunk size (e.g. 64MiB, 512MiB; at most 4GiB).
-    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
-    chunk_size: u64,
-    /// Compress files of 1 MiB or more, chunk by chunk: zstd (level 3) or zstd:N (1-22). Needs v2.
-    #[arg(long, value_name = "zstd[:N]", value_parser = parse_compress)]
-    compress: Option<i32>,
-    /// A description stored with the snapshot (for import-tar, it replaces the envelope's).
-    #[arg(long, value_name = "TEXT")]
-    description: Option<String>,
-}
-
-impl SnapshotOptions {
-    /// The library's options.
-    pub(crate) fn to_pack_options(&self) -> PackOptions {
-        PackOptions::default()
-            .format(if self.format == "v1" {
-                Format::V1
-            } else {
-                Format::V2
-            })
-            .chunk_size(self.chunk_size)
-            .description(self.description.clone())
-            .zstd_level(self.compress)
-    }
-}
-
 /// Pack a disk image as a cocoonstack OS image (os-image artifact).
 ///
 /// The format (qcow2 or raw) is detected from the content. A file larger
@@ -121,21 +91,6 @@ struct ImageArgs {
     no_sha256sums: bool,
 }
 
-fn parse_compress(s: &str) -> Result<i32, String> {
-    match s.split_once(':') {
-        None if s == "zstd" => Ok(3),
-        Some(("zstd", n)) => match n.parse::<i32>() {
-            Ok(level @ 1..=22) => Ok(level),
-            _ => Err(format!("zstd level {n:?} must be 1 to 22")),
-        },
-        _ => Err("expected zstd or zstd:LEVEL (e.g. zstd:3)".into()),
-    }
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    epoch_store::io::size::parse_size(s).map_err(|e| e.to_string())
-}
-
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     match args.what {
         What::Snapshot(a) => run_snapshot(ctx, a),
@@ -155,7 +110,7 @@ fn run_image(ctx: &Ctx, a: ImageArgs) -> anyhow::Result<u8> {
     let writer = ctx.writer(&layout)?;
     let bar = crate::progress::Bar::new(ctx.quiet);
     let manifest = pack_image(&writer, &a.file, &options, &bar)?;
-    let summary = tag(&layout, &writer, &a.ref_name, &manifest)?;
+    let summary = tag_and_summarize(&layout, &writer, &a.ref_name, &manifest)?;
     let elapsed = started.elapsed();
     let logical = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
     let parts = summary
@@ -192,7 +147,7 @@ fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<u8> {
     let writer = ctx.writer(&layout)?;
     let bar = crate::progress::Bar::new(ctx.quiet);
     let manifest = pack_dir(&writer, &a.dir, &options, &bar)?;
-    let summary = tag(&layout, &writer, &a.ref_name, &manifest)?;
+    let summary = tag_and_summarize(&layout, &writer, &a.ref_name, &manifest)?;
     let elapsed = started.elapsed();
     report_json(ctx, &a.ref_name, &summary, serde_json::json!({}))?;
     ctx.say(format_args!(
@@ -205,40 +160,4 @@ fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<u8> {
         rate(summary.size, elapsed)
     ))?;
     Ok(EXIT_OK)
-}
-
-/// Tags a manifest just written as `ref_name` and sums up what it reaches.
-pub(crate) fn tag(
-    layout: &epoch_store::Layout,
-    writer: &epoch_store::Writer<'_>,
-    ref_name: &str,
-    manifest: &epoch_store::Descriptor,
-) -> anyhow::Result<epoch_store::Summary> {
-    writer.update_index(|index| {
-        index.set_ref(ref_name, manifest);
-        Ok(())
-    })?;
-    Ok(layout.summarize(manifest)?)
-}
-
-/// With `--json`: `{"ref", "digest", "artifactType", "size"}` plus `extra`'s fields.
-pub(crate) fn report_json(
-    ctx: &Ctx,
-    ref_name: &str,
-    summary: &epoch_store::Summary,
-    extra: serde_json::Value,
-) -> anyhow::Result<()> {
-    if !ctx.json {
-        return Ok(());
-    }
-    let mut v = serde_json::json!({
-        "ref": ref_name,
-        "digest": summary.descriptor.digest,
-        "artifactType": summary.descriptor.artifact_type,
-        "size": summary.size,
-    });
-    if let (Some(v), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
-        v.extend(extra);
-    }
-    crate::output::json(&v)
 }

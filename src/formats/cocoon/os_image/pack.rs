@@ -39,7 +39,7 @@ pub fn pack_image(
             "part size must be at least 1 byte (default 512MiB)".into(),
         ));
     }
-    let (file, md) = crate::io::durable::open_input(path)?;
+    let (file, md) = crate::io::input::open_input(path)?;
     let name = image_name(path, options)?;
     let format = DiskFormat::detect(&file).ctx("read", path)?;
     let size = md.len();
