@@ -136,7 +136,7 @@ impl Session {
 /// The marker of an unfinished unpack in the directory, if any. A marker
 /// that is not ours to read (a directory, a link, not JSON) is refused.
 fn read_marker(path: &Path) -> Result<Option<Marker>> {
-    let raw = match durable::read_capped(path, MARKER_LIMIT, MARKER) {
+    let raw = match crate::io::input::read_capped(path, MARKER_LIMIT, MARKER) {
         Ok(raw) => raw,
         Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             return Ok(None);

@@ -1,6 +1,6 @@
 //! The publish protocol's primitives (see `docs/durability.md`): temp files,
-//! fsync, rename without clobbering, directory fsync, and safe opening of
-//! files that may be hostile.
+//! fsync, rename without clobbering, directory fsync. Opening files that
+//! may be hostile is [`input`](crate::io::input)'s.
 //!
 //! Every file epoch-store writes is a [`TempFile`] (in the layout's private
 //! directory, or beside its destination for files written outside a layout),
@@ -9,9 +9,9 @@
 //! final name in place.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -263,7 +263,7 @@ pub(crate) fn real_dir(path: &Path, advice: &'static str) -> Result<bool> {
         Ok(md) if md.is_dir() => Ok(true),
         Ok(md) => Err(Error::LayoutDirectory {
             path: path.to_path_buf(),
-            kind: kind_name(&md),
+            kind: crate::io::input::kind_name(&md),
             advice,
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -293,84 +293,6 @@ pub(crate) fn touch(path: &Path) -> Result<()> {
         Ok(()) | Err(Errno::ACCESS | Errno::PERM | Errno::ROFS) => Ok(()),
         Err(e) => Err(Error::io("refresh mtime of", path, e.into())),
     }
-}
-
-/// A short name for what a non-regular directory entry is.
-pub(crate) fn kind_name(md: &Metadata) -> &'static str {
-    type_name(md.file_type())
-}
-
-/// A short name for a file type ("symlink", "directory", "FIFO", ...), for
-/// messages only: code decides on the type itself.
-pub(crate) fn type_name(t: fs::FileType) -> &'static str {
-    if t.is_symlink() {
-        "symlink"
-    } else if t.is_dir() {
-        "directory"
-    } else if t.is_fifo() {
-        "FIFO"
-    } else if t.is_socket() {
-        "socket"
-    } else if t.is_block_device() || t.is_char_device() {
-        "device"
-    } else {
-        "regular file"
-    }
-}
-
-/// Opens a file that must be a regular file, never following a symlink and
-/// never blocking on a FIFO; returns it with its (fstat) metadata.
-///
-/// # Errors
-/// [`Error::NotRegularFile`] for symlinks, directories, FIFOs, sockets and devices.
-pub(crate) fn open_regular(path: &Path) -> Result<(File, Metadata)> {
-    let flags = rustix::fs::OFlags::NOFOLLOW.bits() | rustix::fs::OFlags::NONBLOCK.bits();
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(flags as i32)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-            return Err(Error::NotRegularFile {
-                path: path.to_path_buf(),
-                kind: "symlink",
-            });
-        }
-        Err(e) => return Err(Error::io("open", path, e)),
-    };
-    let md = file.metadata().ctx("stat", path)?;
-    if !md.is_file() {
-        return Err(Error::NotRegularFile {
-            path: path.to_path_buf(),
-            kind: kind_name(&md),
-        });
-    }
-    Ok((file, md))
-}
-
-/// Reads a whole regular file of at most `limit` bytes into memory.
-pub(crate) fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
-    let (file, md) = open_regular(path)?;
-    if md.len() > limit {
-        return Err(Error::TooLarge {
-            what: what.to_string(),
-            size: md.len(),
-            limit,
-        });
-    }
-    let mut buf = Vec::with_capacity(md.len() as usize);
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut buf)
-        .ctx("read", path)?;
-    if buf.len() as u64 > limit {
-        return Err(Error::TooLarge {
-            what: what.to_string(),
-            size: buf.len() as u64,
-            limit,
-        });
-    }
-    Ok(buf)
 }
 
 /// Writes a file outside the layout (an export) as the layout's own files
@@ -436,45 +358,5 @@ mod tests {
         assert_eq!(fs::read(&dest).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         Ok(())
-    }
-
-    #[test]
-    fn open_regular_refuses_symlinks_and_fifos() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target");
-        fs::write(&target, b"secret").unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        let fifo = dir.path().join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
-        for (p, kind) in [
-            (&link, "symlink"),
-            (&fifo, "FIFO"),
-            (&dir.path().to_path_buf(), "directory"),
-        ] {
-            match open_regular(p) {
-                Err(Error::NotRegularFile { kind: k, .. }) => assert_eq!(k, kind),
-                other => panic!("{p:?}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn read_capped_refuses_large_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("big");
-        fs::write(&p, vec![b'x'; 100]).unwrap();
-        assert!(matches!(
-            read_capped(&p, 99, "big"),
-            Err(Error::TooLarge { size: 100, .. })
-        ));
-        assert_eq!(read_capped(&p, 100, "big").unwrap().len(), 100);
     }
 }

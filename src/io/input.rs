@@ -1,9 +1,12 @@
-//! Opening the files a user names as input (`pack image FILE`, `add FILE`,
-//! `import-tar FILE`): never blocking on a FIFO, never reading anything but
-//! a regular file.
+//! Opening files that may be hostile: those a user names as input (`pack
+//! image FILE`, `add FILE`, `import-tar FILE`: symlinks followed) and those
+//! found inside a directory or layout (never followed); never blocking on a
+//! FIFO, never reading anything but a regular file, never more than a limit
+//! into memory.
 
-use std::fs::{File, Metadata, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
@@ -40,10 +43,88 @@ pub fn open_input(path: &Path) -> Result<(File, Metadata)> {
     if !md.is_file() {
         return Err(Error::NotRegularFile {
             path: path.to_path_buf(),
-            kind: crate::io::durable::kind_name(&md),
+            kind: kind_name(&md),
         });
     }
     Ok((file, md))
+}
+
+/// A short name for what a non-regular directory entry is.
+pub(crate) fn kind_name(md: &Metadata) -> &'static str {
+    type_name(md.file_type())
+}
+
+/// A short name for a file type ("symlink", "directory", "FIFO", ...), for
+/// messages only: code decides on the type itself.
+pub(crate) fn type_name(t: fs::FileType) -> &'static str {
+    if t.is_symlink() {
+        "symlink"
+    } else if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "device"
+    } else {
+        "regular file"
+    }
+}
+
+/// Opens a file that must be a regular file, never following a symlink and
+/// never blocking on a FIFO; returns it with its (fstat) metadata.
+///
+/// # Errors
+/// [`Error::NotRegularFile`] for symlinks, directories, FIFOs, sockets and devices.
+pub(crate) fn open_regular(path: &Path) -> Result<(File, Metadata)> {
+    let flags = rustix::fs::OFlags::NOFOLLOW.bits() | rustix::fs::OFlags::NONBLOCK.bits();
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(flags as i32)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(Error::NotRegularFile {
+                path: path.to_path_buf(),
+                kind: "symlink",
+            });
+        }
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let md = file.metadata().ctx("stat", path)?;
+    if !md.is_file() {
+        return Err(Error::NotRegularFile {
+            path: path.to_path_buf(),
+            kind: kind_name(&md),
+        });
+    }
+    Ok((file, md))
+}
+
+/// Reads a whole regular file of at most `limit` bytes into memory.
+pub(crate) fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let (file, md) = open_regular(path)?;
+    if md.len() > limit {
+        return Err(Error::TooLarge {
+            what: what.to_string(),
+            size: md.len(),
+            limit,
+        });
+    }
+    let mut buf = Vec::with_capacity(md.len() as usize);
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .ctx("read", path)?;
+    if buf.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            what: what.to_string(),
+            size: buf.len() as u64,
+            limit,
+        });
+    }
+    Ok(buf)
 }
 
 #[cfg(test)]
@@ -78,5 +159,45 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert_eq!(open_input(&link).unwrap().1.len(), 3);
+    }
+
+    #[test]
+    fn open_regular_refuses_symlinks_and_fifos() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"secret").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        for (p, kind) in [
+            (&link, "symlink"),
+            (&fifo, "FIFO"),
+            (&dir.path().to_path_buf(), "directory"),
+        ] {
+            match open_regular(p) {
+                Err(Error::NotRegularFile { kind: k, .. }) => assert_eq!(k, kind),
+                other => panic!("{p:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn read_capped_refuses_large_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        fs::write(&p, vec![b'x'; 100]).unwrap();
+        assert!(matches!(
+            read_capped(&p, 99, "big"),
+            Err(Error::TooLarge { size: 100, .. })
+        ));
+        assert_eq!(read_capped(&p, 100, "big").unwrap().len(), 100);
     }
 }

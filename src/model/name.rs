@@ -108,9 +108,10 @@ pub(crate) fn file_name_flaw(name: &str) -> Option<String> {
     })
 }
 
-/// Checks that `name` is a plain file name (see [`file_name_flaw`] for the
-/// rule). Titles in manifests, names in tar streams and names in a
-/// directory being packed come from outside; nothing else may become a path.
+/// Checks that `name` is a plain file name: not empty, not `.` or `..`, no
+/// `/` and no `\`, no NUL, at most [`NAME_MAX`] bytes. Titles in manifests,
+/// names in tar streams and names in a directory being packed come from
+/// outside; nothing else may become a path.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] naming what is wrong.

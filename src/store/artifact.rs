@@ -117,7 +117,7 @@ impl FilesPlan {
 /// stores), before anything is written: each is titled with its file name,
 /// which must be UTF-8 and unique among them, and must be a regular file,
 /// opened (symlinks followed, FIFOs never waited on) by
-/// [`open_input`](crate::io::input::open_input). The files stay open until
+/// [`crate::io::input::open_input`]. The files stay open until
 /// [`store_files`] reads them.
 ///
 /// # Errors

@@ -14,7 +14,6 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::io::digest::Digest;
-use crate::io::durable;
 use crate::model::{Descriptor, Document, media_type};
 use crate::store::layout::Layout;
 
@@ -196,7 +195,10 @@ impl Graph {
                 Err(e) => return Err(Error::io("stat", layout.blob_path(&edge.digest), e)),
             };
             if !md.is_file() {
-                return Ok(Some(Flaw::NotRegular(edge, durable::kind_name(&md))));
+                return Ok(Some(Flaw::NotRegular(
+                    edge,
+                    crate::io::input::kind_name(&md),
+                )));
             }
             if md.len() != edge.size {
                 return Ok(Some(Flaw::WrongSize(edge, md.len())));

@@ -8,7 +8,6 @@ use std::time::SystemTime;
 
 use crate::error::{Error, IoContext, Result};
 use crate::io::digest::{Algorithm, Digest};
-use crate::io::durable;
 use crate::store::layout::Layout;
 
 /// A regular file with a digest name (or a temp file). Its metadata is read
@@ -67,7 +66,7 @@ impl Inventory {
                 Some(alg) if kind.is_dir() => inv.scan_alg_dir(alg, &path)?,
                 Some(_) => inv.strays.push(Stray {
                     path,
-                    what: StrayKind::NotRegular(durable::type_name(kind)),
+                    what: StrayKind::NotRegular(crate::io::input::type_name(kind)),
                 }),
                 None => inv.strays.push(Stray {
                     path,
@@ -99,7 +98,7 @@ impl Inventory {
             } else {
                 self.strays.push(Stray {
                     path,
-                    what: StrayKind::NotRegular(durable::type_name(kind)),
+                    what: StrayKind::NotRegular(crate::io::input::type_name(kind)),
                 });
             }
         }

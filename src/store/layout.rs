@@ -78,7 +78,7 @@ impl Layout {
                 Ok(layout)
             }
             Ok(md) => {
-                Err(layout.not_a_layout(format!("index.json is a {}", durable::kind_name(&md))))
+                Err(layout.not_a_layout(format!("index.json is a {}", crate::io::input::kind_name(&md))))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(layout
                 .not_a_layout("index.json is missing (if it was lost, the blobs are still in blobs/: do not run gc; `epoch-store init` writes an empty one)".into())),
@@ -152,7 +152,7 @@ impl Layout {
 
     fn check_marker(&self) -> Result<()> {
         let path = self.oci_layout_path();
-        let raw = match durable::read_capped(&path, 4096, "oci-layout") {
+        let raw = match crate::io::input::read_capped(&path, 4096, "oci-layout") {
             Ok(raw) => raw,
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 let why = if self.root.is_dir() {
@@ -264,7 +264,7 @@ impl Layout {
     /// `index.json`'s bytes as stored, and parsed.
     pub(crate) fn read_index_raw(&self) -> Result<(Vec<u8>, Index)> {
         let path = self.index_path();
-        let raw = durable::read_capped(&path, INDEX_LIMIT, "index.json")?;
+        let raw = crate::io::input::read_capped(&path, INDEX_LIMIT, "index.json")?;
         let index = Index::parse(&raw).map_err(|e| e.in_document(path.display().to_string()))?;
         Ok((raw, index))
     }
@@ -348,7 +348,7 @@ impl Layout {
             });
         }
         let path = self.blob_path(&desc.digest);
-        let raw = durable::read_capped(&path, limit, &format!("blob {}", desc.digest))
+        let raw = crate::io::input::read_capped(&path, limit, &format!("blob {}", desc.digest))
             .map_err(|e| self.missing(e, &desc.digest))?;
         if raw.len() as u64 != desc.size {
             return Err(Error::SizeMismatch {
@@ -391,7 +391,8 @@ impl Layout {
     /// callers that check its digest themselves.
     pub(crate) fn open_blob_file(&self, desc: &Descriptor) -> Result<fs::File> {
         let path = self.blob_path(&desc.digest);
-        let (file, md) = durable::open_regular(&path).map_err(|e| self.missing(e, &desc.digest))?;
+        let (file, md) =
+            crate::io::input::open_regular(&path).map_err(|e| self.missing(e, &desc.digest))?;
         if md.len() != desc.size {
             return Err(Error::SizeMismatch {
                 digest: desc.digest.clone(),

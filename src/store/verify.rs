@@ -419,7 +419,7 @@ fn origin(parent: Option<&Digest>) -> String {
 }
 
 fn hash_blob(digest: &Digest, path: &Path, progress: &dyn Progress) -> Result<Digest> {
-    let (f, md) = crate::io::durable::open_regular(path)?;
+    let (f, md) = crate::io::input::open_regular(path)?;
     hash::hash_file(&f, md.len(), digest.algorithm(), progress)
         .map_err(|e| Error::io("read", path, e))
 }

@@ -501,7 +501,7 @@ impl BlobWriter<'_, '_> {
                 if !md.is_file() {
                     return Err(Error::NotRegularFile {
                         path: dest,
-                        kind: durable::kind_name(&md),
+                        kind: crate::io::input::kind_name(&md),
                     });
                 }
                 if md.len() == self.len {

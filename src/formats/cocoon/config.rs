@@ -95,7 +95,8 @@ fn is_zero_i64(v: &i64) -> bool {
 /// The layer media type cocoonstack uses for a snapshot file of this name.
 ///
 /// ```
-/// use epoch_store::model::{media_type_for_cocoon_file, media_type};
+/// use epoch_store::formats::cocoon::config::media_type_for_cocoon_file;
+/// use epoch_store::model::media_type;
 /// assert_eq!(media_type_for_cocoon_file("memory-ranges"), media_type::VM_MEMORY);
 /// assert_eq!(media_type_for_cocoon_file("data-abc.raw"), media_type::DISK_RAW);
 /// assert_eq!(media_type_for_cocoon_file("vmstate"), media_type::GENERIC);

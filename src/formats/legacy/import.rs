@@ -13,7 +13,6 @@ use super::{
 use crate::error::{Error, Result};
 use crate::formats::cocoon::snapshot::{FileSource, store_files, write_snapshot_manifest};
 use crate::io::digest::{Algorithm, Digest};
-use crate::io::durable;
 use crate::io::progress::{NoProgress, Progress};
 use crate::io::sparse::SparseMap;
 use crate::model::Descriptor;
@@ -288,7 +287,7 @@ fn convert(
 fn open_files(m: &LegacyManifest) -> std::result::Result<Vec<Opened>, String> {
     let mut opened = Vec::new();
     for f in &m.files {
-        let (file, md) = match durable::open_regular(&f.path) {
+        let (file, md) = match crate::io::input::open_regular(&f.path) {
             Ok(x) => x,
             Err(e) => return Err(format!("{}: {e}", f.name)),
         };

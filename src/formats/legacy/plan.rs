@@ -12,7 +12,6 @@ use super::{BaseImage, CONFIG_KEY, LegacyFile, LegacyManifest, LegacyPlan, Skipp
 use crate::error::{Error, IoContext, Result};
 use crate::formats::cocoon::config::SnapshotConfig;
 use crate::io::digest::{Algorithm, Digest};
-use crate::io::durable;
 use crate::store::layout::DOCUMENT_LIMIT;
 
 /// The legacy manifest's fields this module reads; the rest is kept as JSON.
@@ -142,7 +141,7 @@ pub fn plan_legacy(dir: &Path) -> Result<LegacyPlan> {
 /// The repositories and tags `catalog.json` lists; `None` (with a note)
 /// when it cannot be read.
 fn read_catalog(path: &Path, notes: &mut Vec<String>) -> Option<BTreeMap<String, Vec<String>>> {
-    let raw = match durable::read_capped(path, DOCUMENT_LIMIT, "catalog.json") {
+    let raw = match crate::io::input::read_capped(path, DOCUMENT_LIMIT, "catalog.json") {
         Ok(raw) => raw,
         Err(e) => {
             notes.push(format!(
@@ -263,7 +262,8 @@ fn check_manifest(
     rel: &str,
     path: &Path,
 ) -> std::result::Result<LegacyManifest, String> {
-    let raw = durable::read_capped(path, DOCUMENT_LIMIT, rel).map_err(|e| e.to_string())?;
+    let raw =
+        crate::io::input::read_capped(path, DOCUMENT_LIMIT, rel).map_err(|e| e.to_string())?;
     let digest = Digest::of_bytes(Algorithm::Sha256, &raw);
     let value = legacy_json(&raw)?;
     let m: RawManifest = serde_json::from_value(value.clone())
@@ -383,7 +383,7 @@ fn check_layer(
     if !md.is_file() {
         return Err(format!(
             "its blob {rel} is a {}, not a regular file",
-            durable::kind_name(&md)
+            crate::io::input::kind_name(&md)
         ));
     }
     if md.len() != size {

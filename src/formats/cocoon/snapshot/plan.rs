@@ -183,7 +183,7 @@ fn decoded_chunks(
 /// decoding checks it.
 fn frame_content_size(layout: &Layout, blob: &Descriptor) -> Option<u64> {
     use std::io::Read;
-    let (file, _) = crate::io::durable::open_regular(&layout.blob_path(&blob.digest)).ok()?;
+    let (file, _) = crate::io::input::open_regular(&layout.blob_path(&blob.digest)).ok()?;
     let mut head = Vec::with_capacity(18);
     file.take(18).read_to_end(&mut head).ok()?;
     zstd::zstd_safe::get_frame_content_size(&head)

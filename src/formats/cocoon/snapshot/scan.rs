@@ -36,7 +36,7 @@ pub(super) fn read_dir(dir: &Path, ch_config: bool) -> Result<(Vec<DirFile>, Sna
     for name in names {
         validate_file_name(&name)?;
         let path = dir.join(&name);
-        let (file, md) = crate::io::durable::open_regular(&path)?;
+        let (file, md) = crate::io::input::open_regular(&path)?;
         if name == SNAPSHOT_JSON {
             let raw = read_whole(
                 &file,
