@@ -9,7 +9,7 @@ pub mod cocoon;
 pub mod legacy;
 pub mod oci_archive;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::Kind;
 use crate::store::layout::Layout;
 use crate::store::summary::Summary;
@@ -23,16 +23,9 @@ use crate::store::summary::Summary;
 /// `unpack` would report), or whose sizes add up past 64 bits.
 pub fn logical_size(layout: &Layout, summary: &Summary) -> Result<Option<u64>> {
     match summary.kind {
-        Kind::Snapshot => {
-            let plan = cocoon::snapshot::plan(layout, &summary.descriptor)?;
-            let total = plan
-                .files
-                .iter()
-                .try_fold(0u64, |sum, f| sum.checked_add(f.map.logical_size()));
-            total.map(Some).ok_or_else(|| Error::Overflow {
-                what: format!("the file sizes of snapshot {}", summary.descriptor.digest),
-            })
-        }
+        Kind::Snapshot => Ok(Some(
+            cocoon::snapshot::plan(layout, &summary.descriptor)?.logical_size(),
+        )),
         Kind::CloudImage => Ok(Some(
             cocoon::os_image::plan_image(layout, &summary.descriptor)?.size,
         )),

@@ -49,6 +49,13 @@ pub fn parse_size(s: &str) -> Result<u64> {
         .ok_or_else(|| bad("it does not fit in 64 bits"))
 }
 
+/// The sum of `sizes`, or `None` past `u64::MAX`: sizes read from a
+/// manifest or a config come from outside, and a hostile one must get an
+/// error, not a wrap (release) or a panic (debug).
+pub(crate) fn checked_total(sizes: impl IntoIterator<Item = u64>) -> Option<u64> {
+    sizes.into_iter().try_fold(0u64, u64::checked_add)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -250,7 +250,7 @@ fn snapshot_files(
         .map(|f| FileRow {
             name: f.name.clone(),
             logical_size: f.map.logical_size(),
-            stored_size: f.chunks.iter().map(|c| c.blob.size).sum(),
+            stored_size: f.blob_size(),
             chunks: f.chunks.len(),
             compressed: f.chunks.iter().any(|c| c.zstd),
             mode: f.mode,

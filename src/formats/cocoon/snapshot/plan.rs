@@ -5,6 +5,7 @@ use super::CONFIG_LIMIT;
 use crate::chunks::restore::ChunkRef;
 use crate::error::{Error, Result};
 use crate::formats::cocoon::config::SnapshotConfig;
+use crate::io::size::checked_total;
 use crate::io::sparse::SparseMap;
 use crate::model::name::validate_file_name;
 use crate::model::{Descriptor, media_type as mt};
@@ -17,6 +18,20 @@ pub struct SnapshotPlan {
     pub config: SnapshotConfig,
     /// Each file: name, its chunks in order, where its data goes, its mode.
     pub files: Vec<PlannedFile>,
+}
+
+impl SnapshotPlan {
+    /// What the files take once unpacked, holes included (checked by
+    /// [`plan`] to fit in 64 bits).
+    pub fn logical_size(&self) -> u64 {
+        self.files.iter().map(|f| f.map.logical_size()).sum()
+    }
+
+    /// The bytes the files' data extents hold, what unpacking writes
+    /// (checked by [`plan`] to fit in 64 bits).
+    pub fn stored_len(&self) -> u64 {
+        self.files.iter().map(|f| f.map.stored_len()).sum()
+    }
 }
 
 /// One file of a [`SnapshotPlan`].
@@ -32,6 +47,14 @@ pub struct PlannedFile {
     pub mode: u32,
 }
 
+impl PlannedFile {
+    /// The bytes its blobs take in the layout (checked by [`plan`] to fit
+    /// in 64 bits).
+    pub fn blob_size(&self) -> u64 {
+        self.chunks.iter().map(|c| c.blob.size).sum()
+    }
+}
+
 /// Reads a snapshot manifest's config and matches layers to files as
 /// cocoon-common does: by title in layer order; a file with `chunks` takes
 /// those digests from the manifest's layers.
@@ -39,7 +62,7 @@ pub struct PlannedFile {
 /// # Errors
 /// Not a snapshot, a config that is not one, titles that are not plain
 /// file names, chunk digests not in the manifest, sizes that do not add up,
-/// compressed chunks (not supported yet), bad sparse maps.
+/// bad sparse maps; [`Error::Overflow`] for sizes that add up past 64 bits.
 pub fn plan(layout: &Layout, manifest: &Descriptor) -> Result<SnapshotPlan> {
     let bad = |reason: String| Error::InvalidDocument {
         what: format!("snapshot {}", manifest.digest),
@@ -92,7 +115,12 @@ pub fn plan(layout: &Layout, manifest: &Descriptor) -> Result<SnapshotPlan> {
                 .collect::<Result<_>>()?
         };
         let chunks = decoded_chunks(layout, name, blobs, meta.size).map_err(bad)?;
-        let stored: u64 = chunks.iter().map(|c| c.decoded_len).sum();
+        let too_big = |what: &str| Error::Overflow {
+            what: format!("the {what} of {name:?} in snapshot {}", manifest.digest),
+        };
+        let stored = checked_total(chunks.iter().map(|c| c.decoded_len))
+            .ok_or_else(|| too_big("chunk lengths"))?;
+        checked_total(chunks.iter().map(|c| c.blob.size)).ok_or_else(|| too_big("blob sizes"))?;
         let map = if meta.sparse_map.is_empty() {
             SparseMap::dense(stored)
         } else {
@@ -109,6 +137,15 @@ pub fn plan(layout: &Layout, manifest: &Descriptor) -> Result<SnapshotPlan> {
             chunks,
             map,
             mode,
+        });
+    }
+    // The totals its users show and unpack must fit (each file's do).
+    let logical = checked_total(files.iter().map(|f| f.map.logical_size()));
+    let blobs = checked_total(files.iter().map(PlannedFile::blob_size));
+    let stored = checked_total(files.iter().map(|f| f.map.stored_len()));
+    if logical.is_none() || blobs.is_none() || stored.is_none() {
+        return Err(Error::Overflow {
+            what: format!("the file sizes of snapshot {}", manifest.digest),
         });
     }
     Ok(SnapshotPlan { config, files })
@@ -131,7 +168,8 @@ fn decoded_chunks(
         .collect();
     if !zstd.iter().any(|z| *z) {
         let chunks: Vec<ChunkRef> = blobs.into_iter().map(ChunkRef::raw).collect();
-        let stored: u64 = chunks.iter().map(|c| c.decoded_len).sum();
+        let stored = checked_total(chunks.iter().map(|c| c.decoded_len))
+            .ok_or_else(|| format!("{name:?}: its chunks add up to more than 2^64 bytes"))?;
         if size > 0 && size as u64 != stored {
             return Err(format!(
                 "{name:?}: its chunks hold {stored} bytes, the config says {size}"
@@ -170,7 +208,9 @@ fn decoded_chunks(
             zstd: true,
         });
     }
-    let sum: u64 = chunks.iter().map(|c| c.decoded_len).sum();
+    let sum = checked_total(chunks.iter().map(|c| c.decoded_len)).ok_or_else(|| {
+        format!("{name:?}: its chunks' frames declare more than 2^64 bytes together")
+    })?;
     if sum != total {
         return Err(format!(
             "{name:?}: its chunks decode to {sum} bytes, the config says {total}"

@@ -32,10 +32,7 @@ pub fn unpack(
     let plan = plan(layout, manifest)?;
     let names: Vec<&str> = plan.files.iter().map(|f| f.name.as_str()).collect();
     let session = crate::chunks::resume::Session::begin(dir, &manifest.digest, &names, force)?;
-    progress.begin(
-        "unpacking",
-        plan.files.iter().map(|f| f.map.stored_len()).sum(),
-    );
+    progress.begin("unpacking", plan.stored_len());
     let mut out = Vec::new();
     for f in &plan.files {
         let replace = session.may_replace(&f.name);
