@@ -52,6 +52,7 @@
 //! [OCI image layout]: https://github.com/opencontainers/image-spec/blob/main/image-layout.md
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
 
 pub mod chunks;
 mod error;

@@ -127,6 +127,35 @@ pub(crate) fn read_capped(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>
     Ok(buf)
 }
 
+/// What is at a path that should be a regular file of a known size (a
+/// blob), judged without following anything: the one "present, regular,
+/// right size" check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileState {
+    /// A regular file of the expected size.
+    Present,
+    /// Nothing there.
+    Missing,
+    /// Something that is not a regular file (a symlink, a directory, ...).
+    NotRegular(&'static str),
+    /// A regular file of another size (the size it has).
+    WrongSize(u64),
+}
+
+/// Judges `path` against `size` (see [`FileState`]).
+///
+/// # Errors
+/// I/O errors other than "not found" from `lstat`.
+pub(crate) fn file_state(path: &Path, size: u64) -> Result<FileState> {
+    match fs::symlink_metadata(path) {
+        Ok(md) if !md.is_file() => Ok(FileState::NotRegular(kind_name(&md))),
+        Ok(md) if md.len() != size => Ok(FileState::WrongSize(md.len())),
+        Ok(_) => Ok(FileState::Present),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileState::Missing),
+        Err(e) => Err(Error::io("stat", path, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,13 +7,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::fs;
-use std::io;
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::io::digest::Digest;
+use crate::io::input::{FileState, file_state};
 use crate::model::{Descriptor, Document, media_type};
 use crate::store::layout::Layout;
 
@@ -187,21 +186,11 @@ impl Graph {
             if !seen.insert((&edge.digest, edge.size)) {
                 continue;
             }
-            let md = match fs::symlink_metadata(layout.blob_path(&edge.digest)) {
-                Ok(md) => md,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Ok(Some(Flaw::Missing(edge)));
-                }
-                Err(e) => return Err(Error::io("stat", layout.blob_path(&edge.digest), e)),
-            };
-            if !md.is_file() {
-                return Ok(Some(Flaw::NotRegular(
-                    edge,
-                    crate::io::input::kind_name(&md),
-                )));
-            }
-            if md.len() != edge.size {
-                return Ok(Some(Flaw::WrongSize(edge, md.len())));
+            match file_state(&layout.blob_path(&edge.digest), edge.size)? {
+                FileState::Present => {}
+                FileState::Missing => return Ok(Some(Flaw::Missing(edge))),
+                FileState::NotRegular(kind) => return Ok(Some(Flaw::NotRegular(edge, kind))),
+                FileState::WrongSize(len) => return Ok(Some(Flaw::WrongSize(edge, len))),
             }
         }
         Ok(None)

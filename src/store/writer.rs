@@ -365,6 +365,15 @@ pub struct BlobWriter<'w, 'a> {
     len: u64,
 }
 
+impl std::fmt::Debug for BlobWriter<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("tmp", &self.tmp.path())
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Write for BlobWriter<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.tmp.file().write(buf)?;

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::io::digest::Digest;
 use crate::io::filesystem::{self, Medium};
+use crate::io::input::{FileState, file_state};
 use crate::io::progress::Progress;
 use crate::model::{Descriptor, annotation, media_type};
 use crate::store::graph::Graph;
@@ -186,9 +187,10 @@ pub fn plan(src: &Layout, roots: Vec<Root>, dest: &Path, force: bool) -> Result<
     }
     let (mut blobs, mut present, mut present_bytes) = (Vec::new(), 0, 0);
     for (digest, size) in sizes {
-        let have = dest_layout.as_ref().is_some_and(|d| {
-            fs::symlink_metadata(d.blob_path(&digest)).is_ok_and(|m| m.is_file() && m.len() == size)
-        });
+        let have = match &dest_layout {
+            Some(d) => file_state(&d.blob_path(&digest), size)? == FileState::Present,
+            None => false,
+        };
         if have {
             present += 1;
             present_bytes += size;

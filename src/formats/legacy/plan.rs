@@ -12,6 +12,7 @@ use super::{BaseImage, CONFIG_KEY, LegacyFile, LegacyManifest, LegacyPlan, Skipp
 use crate::error::{Error, IoContext, Result};
 use crate::formats::cocoon::config::SnapshotConfig;
 use crate::io::digest::{Algorithm, Digest};
+use crate::io::input::FileState;
 use crate::store::layout::DOCUMENT_LIMIT;
 
 /// The legacy manifest's fields this module reads; the rest is kept as JSON.
@@ -373,24 +374,18 @@ fn check_layer(
     let size = u64::try_from(l.size).map_err(|_| format!("negative size {}", l.size))?;
     let rel = format!("blobs/sha256/{}", digest.hex());
     let path = dir.join(&rel);
-    let md = match fs::symlink_metadata(&path) {
-        Ok(md) => md,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("its blob {rel} is missing"));
+    match crate::io::input::file_state(&path, size) {
+        Ok(FileState::Present) => {}
+        Ok(FileState::Missing) => return Err(format!("its blob {rel} is missing")),
+        Ok(FileState::NotRegular(kind)) => {
+            return Err(format!("its blob {rel} is a {kind}, not a regular file"));
+        }
+        Ok(FileState::WrongSize(len)) => {
+            return Err(format!(
+                "size mismatch: the manifest says {size} bytes, {rel} has {len}"
+            ));
         }
         Err(e) => return Err(format!("cannot stat its blob {rel}: {e}")),
-    };
-    if !md.is_file() {
-        return Err(format!(
-            "its blob {rel} is a {}, not a regular file",
-            crate::io::input::kind_name(&md)
-        ));
-    }
-    if md.len() != size {
-        return Err(format!(
-            "size mismatch: the manifest says {size} bytes, {rel} has {}",
-            md.len()
-        ));
     }
     Ok(LegacyFile {
         name: name.clone(),

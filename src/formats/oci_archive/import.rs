@@ -2,7 +2,6 @@
 //! [module docs](super)).
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
 use std::io::{self, Read};
 
 use super::tar_in::{Kind, TarIn, bad, read_error};
@@ -336,7 +335,8 @@ fn store_blob<R: Read>(
         ),
     };
     let path = writer.layout().blob_path(digest);
-    let present = fs::symlink_metadata(&path).is_ok_and(|md| md.is_file() && md.len() == size);
+    let present =
+        crate::io::input::file_state(&path, size)? == crate::io::input::FileState::Present;
     let mut body = tar.body();
     let mut buf = vec![0u8; BUFFER.min(usize::try_from(size).unwrap_or(BUFFER).max(1))];
     if present {

@@ -61,6 +61,14 @@ pub struct TarReader<R: Read> {
     ended: bool,
 }
 
+impl<R: Read> std::fmt::Debug for TarReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TarReader")
+            .field("members_seen", &self.seen.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: Read> TarReader<R> {
     /// Wraps `reader`, detecting gzip by its magic, and reads the first
     /// member, which must be `snapshot.json`.
@@ -294,6 +302,12 @@ impl<R: Read> TarReader<R> {
 /// [`io::ErrorKind::UnexpectedEof`] if the stream ends before it does.
 pub struct FileBody<'a, R: Read> {
     body: Body<'a, R>,
+}
+
+impl<R: Read> std::fmt::Debug for FileBody<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileBody").finish_non_exhaustive()
+    }
 }
 
 impl<R: Read> FileBody<'_, R> {

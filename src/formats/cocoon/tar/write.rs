@@ -41,6 +41,15 @@ pub struct TarWriter<W: Write> {
     broken: bool,
 }
 
+impl<W: Write> std::fmt::Debug for TarWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TarWriter")
+            .field("members", &self.names.len())
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<W: Write> TarWriter<W> {
     /// Starts a stream on `writer` with `envelope` as `snapshot.json`.
     ///
@@ -372,7 +381,7 @@ mod tests {
     fn the_envelope_must_be_version_1() {
         let mut e = envelope();
         e.version = 2;
-        let err = TarWriter::new(Vec::new(), &e).err().expect("refused");
+        let err = TarWriter::new(Vec::new(), &e).expect_err("refused");
         assert!(err.to_string().contains("version 2"), "{err}");
     }
 
