@@ -10,7 +10,10 @@ use super::{Document, media_type as mt};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
-    /// A cocoonstack OS (cloud) disk image.
+    /// A cocoonstack OS (cloud) disk image. Named `cloud-image` as
+    /// cocoon-common's `Classify` names it (the peer defines the word users
+    /// see); its artifactType says `os-image`, which names the code that
+    /// packs and unpacks it, [`formats::cocoon::os_image`](crate::formats::cocoon::os_image).
     CloudImage,
     /// A cocoonstack VM snapshot (v1 or v2).
     Snapshot,
