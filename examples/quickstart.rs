@@ -68,7 +68,7 @@ fn main() -> Res<()> {
         mib << 20,
         || {
             let w = layout.writer()?;
-            let m = snapshot::pack_dir(&w, &src, &PackOptions::default(), &NoProgress)?;
+            let m = snapshot::pack(&w, &src, &PackOptions::default(), &NoProgress)?;
             w.update_index(|i| Ok(i.set_ref("sre-agent-bot:v1", &m)))?;
             let s = layout.summarize(&m)?;
             Ok((
@@ -129,7 +129,13 @@ fn main() -> Res<()> {
         "unpack sre-agent-bot:v1 restored/ (every byte verified, holes kept)",
         mib << 20,
         || {
-            let files = snapshot::unpack(&layout, &manifest, &restored, false, &NoProgress)?;
+            let files = snapshot::unpack(
+                &layout,
+                &manifest,
+                &restored,
+                &Default::default(),
+                &NoProgress,
+            )?;
             Ok(format!("{} files", files.len()))
         },
     )?;

@@ -27,7 +27,7 @@ pub fn logical_size(layout: &Layout, summary: &Summary) -> Result<Option<u64>> {
             cocoon::snapshot::plan(layout, &summary.descriptor)?.logical_size(),
         )),
         Kind::CloudImage => Ok(Some(
-            cocoon::os_image::plan_image(layout, &summary.descriptor)?.size,
+            cocoon::os_image::plan(layout, &summary.descriptor)?.size,
         )),
         _ => Ok(None),
     }

@@ -13,3 +13,20 @@ pub mod os_image;
 pub mod snapshot;
 pub mod stream;
 pub mod tar;
+
+/// How [`snapshot::unpack`] and [`os_image::unpack`] treat the target.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct UnpackOptions {
+    /// Replace files already in the target directory (default: refuse
+    /// them, unless a killed unpack of the same manifest left them).
+    pub force: bool,
+}
+
+impl UnpackOptions {
+    /// Sets [`UnpackOptions::force`].
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+}

@@ -16,7 +16,7 @@
 //! # How it maps
 //! - `manifests/NAME/TAG.json` becomes the ref `PREFIX` + `NAME:TAG`.
 //! - Each layer is one file of the snapshot, named by its `filename`, with
-//!   the blob's bytes; it is stored exactly as [`crate::formats::cocoon::snapshot::pack_dir`]
+//!   the blob's bytes; it is stored exactly as [`crate::formats::cocoon::snapshot::pack`]
 //!   stores a file of that name (media type by name, v2 chunks, holes of a
 //!   sparse blob left out and recorded as its sparse map). Every blob is
 //!   hashed while it is copied and must match its name and size.

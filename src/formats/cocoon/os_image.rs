@@ -21,9 +21,9 @@ use std::os::unix::fs::FileExt;
 
 use crate::model::media_type as mt;
 
-pub use pack::pack_image;
+pub use pack::pack;
 pub use title::{part_title, split_suffix};
-pub use unpack::{ImagePlan, plan_image, unpack_image};
+pub use unpack::{ImagePlan, plan, unpack};
 
 /// Default part size: 512 MiB, the snapshot chunk size. Parts are hashed
 /// one per core, so an image cut in two uneven parts (cocoonstack's Windows

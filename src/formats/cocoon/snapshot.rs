@@ -37,7 +37,7 @@ pub struct PackOptions {
     pub description: Option<String>,
     /// v2: zstd level for files of at least [`COMPRESS_MIN`] bytes.
     pub zstd_level: Option<i32>,
-    /// [`pack_dir`] without a `snapshot.json`: read CPU and memory from a
+    /// [`pack`] without a `snapshot.json`: read CPU and memory from a
     /// `config.json` in the directory, which must then be Cloud
     /// Hypervisor's (default). `false`: `config.json` is packed as a plain
     /// file and the config records no CPU or memory.
@@ -89,7 +89,7 @@ mod plan;
 mod scan;
 mod unpack;
 
-pub use pack::pack_dir;
+pub use pack::pack;
 pub(crate) use pack::{
     FileSource, StoredFile, layer_media_type, store_files, write_snapshot_manifest,
 };

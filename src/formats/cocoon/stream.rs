@@ -11,7 +11,7 @@
 //! writing on a second thread, fed through a bounded queue of 1 MiB
 //! buffers: about 10 MiB of buffers (plus the zstd encoder's own state)
 //! whatever the file sizes. The artifact is exactly what
-//! [`pack_dir`](crate::formats::cocoon::snapshot::pack_dir) makes of the same files
+//! [`pack`](crate::formats::cocoon::snapshot::pack) makes of the same files
 //! (titles, chunks, annotations, config), except for the creation time;
 //! `snapshot.json` becomes the config, never a file.
 //!
@@ -99,7 +99,7 @@ struct Member {
 /// Stores cocoon's snapshot tar stream (plain or gzip, as `cocoon snapshot
 /// export` writes it) as a snapshot artifact and returns its manifest's
 /// descriptor, ready for [`crate::Index::set_ref`]. The envelope's config
-/// becomes the snapshot config; each member is stored as `pack_dir` stores
+/// becomes the snapshot config; each member is stored as `pack` stores
 /// a file, cut and compressed per `options`. `progress` counts stored
 /// bytes read (total unknown: 0). See the [module docs](self).
 ///

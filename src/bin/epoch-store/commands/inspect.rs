@@ -261,7 +261,7 @@ fn snapshot_files(
 
 /// An OS image unpacks to one disk file: its parts are its chunks.
 fn image_files(layout: &epoch_store::Layout, desc: &Descriptor) -> anyhow::Result<Vec<FileRow>> {
-    let plan = epoch_store::formats::cocoon::os_image::plan_image(layout, desc)?;
+    let plan = epoch_store::formats::cocoon::os_image::plan(layout, desc)?;
     Ok(vec![FileRow {
         name: plan.name,
         logical_size: plan.size,

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use epoch_store::formats::cocoon::os_image::{ImageOptions, pack_image};
-use epoch_store::formats::cocoon::snapshot::pack_dir;
+use epoch_store::formats::cocoon::os_image::{self, ImageOptions};
+use epoch_store::formats::cocoon::snapshot;
 use epoch_store::validate_ref;
 
 use crate::output::{duration, rate, size};
@@ -109,7 +109,7 @@ fn run_image(ctx: &Ctx, a: ImageArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let writer = ctx.writer(&layout)?;
     let bar = crate::progress::Bar::new(ctx.quiet);
-    let manifest = pack_image(&writer, &a.file, &options, &bar)?;
+    let manifest = os_image::pack(&writer, &a.file, &options, &bar)?;
     let summary = tag_and_summarize(&layout, &writer, &a.ref_name, &manifest)?;
     let elapsed = started.elapsed();
     let logical = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
@@ -146,7 +146,7 @@ fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let writer = ctx.writer(&layout)?;
     let bar = crate::progress::Bar::new(ctx.quiet);
-    let manifest = pack_dir(&writer, &a.dir, &options, &bar)?;
+    let manifest = snapshot::pack(&writer, &a.dir, &options, &bar)?;
     let summary = tag_and_summarize(&layout, &writer, &a.ref_name, &manifest)?;
     let elapsed = started.elapsed();
     report_json(ctx, &a.ref_name, &summary, serde_json::json!({}))?;

@@ -47,12 +47,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     let kind = classify(&doc, Some(&desc.media_type));
     let started = Instant::now();
     let bar = crate::progress::Bar::new(ctx.quiet);
+    let options = epoch_store::formats::cocoon::UnpackOptions::default().force(args.force);
     let unpacked = match kind {
         Kind::Snapshot => epoch_store::formats::cocoon::snapshot::unpack(
-            &layout, &desc, &args.dir, args.force, &bar,
+            &layout, &desc, &args.dir, &options, &bar,
         ),
-        Kind::CloudImage => epoch_store::formats::cocoon::os_image::unpack_image(
-            &layout, &desc, &args.dir, args.force, &bar,
+        Kind::CloudImage => epoch_store::formats::cocoon::os_image::unpack(
+            &layout, &desc, &args.dir, &options, &bar,
         )
         .map(|f| vec![f]),
         other => anyhow::bail!(

@@ -28,7 +28,7 @@ use crate::store::writer::Writer;
 /// A zero part size, too many parts, a name that is not a plain file name,
 /// a path that is not a regular file, I/O errors. Nothing references the
 /// blobs written before an error; gc reclaims them.
-pub fn pack_image(
+pub fn pack(
     writer: &Writer<'_>,
     path: &Path,
     options: &ImageOptions,
@@ -213,8 +213,8 @@ mod tests {
         let w = layout.writer()?;
         for part in [1 << 20, 777_777, whole.len() as u64] {
             let opts = ImageOptions::default().part_size(part);
-            let m = pack_image(&w, &path, &opts, &NoProgress)?;
-            let plan = super::super::plan_image(&layout, &m)?;
+            let m = pack(&w, &path, &opts, &NoProgress)?;
+            let plan = super::super::plan(&layout, &m)?;
             assert_eq!(plan.name, "disk.raw");
             assert_eq!(plan.parts.len() as u64, (whole.len() as u64).div_ceil(part));
             let mut joined = Vec::new();

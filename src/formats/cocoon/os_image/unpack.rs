@@ -35,7 +35,7 @@ pub struct ImagePlan {
 /// Not an OS image, no disk layers, compressed disk layers, layers without
 /// titles, titles that are not plain file names or not a consistent run of
 /// parts.
-pub fn plan_image(layout: &Layout, manifest: &Descriptor) -> Result<ImagePlan> {
+pub fn plan(layout: &Layout, manifest: &Descriptor) -> Result<ImagePlan> {
     let bad = |reason: String| Error::InvalidDocument {
         what: format!("OS image {}", manifest.digest),
         reason,
@@ -86,27 +86,27 @@ pub fn plan_image(layout: &Layout, manifest: &Descriptor) -> Result<ImagePlan> {
 }
 
 /// Joins an OS image's disk layers into one file in `dir` (created if
-/// absent), named as [`plan_image`] says: every part verified against its
+/// absent), named as [`plan`] says: every part verified against its
 /// digest, written in parallel at its offset, zero blocks left as holes,
 /// fsynced and renamed into place. An existing file is refused unless
-/// `force`. Returns the file's path.
+/// [`UnpackOptions::force`](crate::formats::cocoon::UnpackOptions::force). Returns the file's path.
 ///
 /// # Errors
-/// As [`plan_image`] and [`restore_file`]; nothing is written when the
+/// As [`plan`] and [`restore_file`]; nothing is written when the
 /// plan is refused.
-pub fn unpack_image(
+pub fn unpack(
     layout: &Layout,
     manifest: &Descriptor,
     dir: &Path,
-    force: bool,
+    options: &crate::formats::cocoon::UnpackOptions,
     progress: &dyn Progress,
 ) -> Result<PathBuf> {
     layout.whole_graph(
         std::slice::from_ref(manifest),
         &format!("cannot unpack OS image {}", manifest.digest),
     )?;
-    let plan = plan_image(layout, manifest)?;
-    let session = Session::begin(dir, &manifest.digest, &[plan.name.as_str()], force)?;
+    let plan = plan(layout, manifest)?;
+    let session = Session::begin(dir, &manifest.digest, &[plan.name.as_str()], options.force)?;
     let chunks: Vec<ChunkRef> = plan.parts.iter().cloned().map(ChunkRef::raw).collect();
     progress.begin("unpacking", plan.size);
     let out = restore_file(

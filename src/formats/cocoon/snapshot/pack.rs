@@ -29,7 +29,7 @@ use crate::store::writer::Writer;
 /// `config.json` that cannot be read or is not Cloud Hypervisor's (naming
 /// what is wrong), a bad chunk size, I/O errors. Nothing references the
 /// blobs written before an error; gc reclaims them.
-pub fn pack_dir(
+pub fn pack(
     writer: &Writer<'_>,
     dir: &Path,
     options: &PackOptions,
@@ -68,7 +68,7 @@ pub(crate) struct FileSource<'a> {
     pub(crate) mode: u32,
 }
 
-/// Stores the blobs of a snapshot's files, as [`pack_dir`] does: each
+/// Stores the blobs of a snapshot's files, as [`pack`] does: each
 /// file's stored stream compressed when [`PackOptions::level_for`] says so,
 /// its layers' media type by its name, cut at the chunk size, all files at
 /// once ([`put_sources`]). Returns them ready for

@@ -11,8 +11,8 @@ use crate::store::layout::Layout;
 
 /// Restores a snapshot's files into `dir` (created if absent): every byte
 /// verified, holes restored, modes set, each file fsynced and renamed into
-/// place. Existing files are refused unless `force`. Resumable: a rerun
-/// after a kill or an error completes it without `force`, restoring every
+/// place. Existing files are refused unless [`UnpackOptions::force`](crate::formats::cocoon::UnpackOptions::force). Resumable: a rerun
+/// after a kill or an error completes it without it, restoring every
 /// file again and removing what the failed run left (see
 /// [`crate::chunks::restore::MARKER`]).
 ///
@@ -22,7 +22,7 @@ pub fn unpack(
     layout: &Layout,
     manifest: &Descriptor,
     dir: &Path,
-    force: bool,
+    options: &crate::formats::cocoon::UnpackOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<PathBuf>> {
     layout.whole_graph(
@@ -31,7 +31,8 @@ pub fn unpack(
     )?;
     let plan = plan(layout, manifest)?;
     let names: Vec<&str> = plan.files.iter().map(|f| f.name.as_str()).collect();
-    let session = crate::chunks::resume::Session::begin(dir, &manifest.digest, &names, force)?;
+    let session =
+        crate::chunks::resume::Session::begin(dir, &manifest.digest, &names, options.force)?;
     progress.begin("unpacking", plan.stored_len());
     let mut out = Vec::new();
     for f in &plan.files {

@@ -1,4 +1,4 @@
-//! Import and export against `pack_dir`, in memory and in temp dirs.
+//! Import and export against `pack`, in memory and in temp dirs.
 
 use std::fs;
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -10,7 +10,7 @@ use std::io::Write;
 
 use super::*;
 use crate::formats::cocoon::snapshot::plan;
-use crate::formats::cocoon::snapshot::{Format, pack_dir};
+use crate::formats::cocoon::snapshot::{Format, pack};
 use crate::formats::cocoon::tar::{Envelope, EnvelopeConfig, FileHeader, TarWriter};
 use crate::io::progress::NoProgress;
 use crate::io::sparse::SparseMap;
@@ -42,7 +42,7 @@ fn envelope() -> Envelope {
 }
 
 /// A snapshot directory (with its envelope as `snapshot.json`, so that
-/// `pack_dir` fills the same config) and the same files as a tar stream.
+/// `pack` fills the same config) and the same files as a tar stream.
 fn sample(dir: &Path) -> Vec<u8> {
     fs::create_dir_all(dir).unwrap();
     fs::write(
@@ -136,7 +136,7 @@ fn import_matches_pack_and_export_gives_the_stream_back() -> Result<()> {
     for opts in options() {
         let w = layout.writer()?;
         let imported = import_tar(&w, &tar[..], &opts, &NoProgress)?;
-        let packed = pack_dir(&w, &dir, &opts, &NoProgress)?;
+        let packed = pack(&w, &dir, &opts, &NoProgress)?;
         drop(w);
         assert_eq!(imported.artifact_type, packed.artifact_type);
         assert_eq!(
