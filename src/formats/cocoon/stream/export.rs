@@ -14,6 +14,7 @@ use crate::io::durable;
 use crate::io::progress::Progress;
 use crate::model::Descriptor;
 use crate::store::layout::Layout;
+use crate::tar::write::leave_incomplete;
 
 /// Writes the snapshot `manifest` as cocoon's tar stream to `writer` and
 /// returns the writer. `snapshot.json` names the snapshot after the
@@ -79,13 +80,7 @@ pub fn export_tar_as<W: Write>(
     match write_stream(layout, &plan, &envelope, &mut out, progress) {
         Ok(()) => Ok(out.inner),
         Err(e) => {
-            // A stream that stops between members looks complete to Go's
-            // archive/tar (it needs no end-of-archive marker): one more byte
-            // makes it end inside a header, which every reader refuses.
-            if out.count > 0 && out.count % 512 == 0 {
-                let _ = out.inner.write_all(&[0]);
-                let _ = out.inner.flush();
-            }
+            leave_incomplete(&mut out);
             Err(e)
         }
     }
