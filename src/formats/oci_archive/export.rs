@@ -1,14 +1,14 @@
 //! Export: refs and everything they reach as one tar (see the
 //! [module docs](super)).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 use serde_json::Value;
 use tar::EntryType;
 
-use crate::error::{Error, IoContext, Result};
-use crate::formats::cocoon::stream::VERIFY_AHEAD;
+use crate::chunks::read::{ChunkReader, ChunkRef, open_verify_ahead};
+use crate::error::{Error, Result};
 use crate::io::counting::Counting;
 use crate::io::digest::{Algorithm, Digest};
 use crate::io::durable;
@@ -218,17 +218,10 @@ impl ArchivePlan {
         progress.begin("exporting", self.blob_bytes());
         for blob in &self.blobs {
             let name = format!("blobs/{}/{}", blob.digest.algorithm(), blob.digest.hex());
-            if blob.size <= VERIFY_AHEAD {
-                let data = layout.read_blob(blob, VERIFY_AHEAD)?;
-                put_member(out, &name, 0o644, EntryType::Regular, &data)?;
-            } else {
-                let mut reader = layout.open_blob(blob)?;
-                put_header(out, &name, 0o644, EntryType::Regular, blob.size)?;
-                stream_verified(&mut reader, blob, out, progress)?;
-                out.write_all(padding(blob.size)).map_err(write_error)?;
-                continue;
-            }
-            progress.advance(blob.size);
+            let raw = open_verify_ahead(layout, blob)?;
+            put_header(out, &name, 0o644, EntryType::Regular, blob.size)?;
+            copy_verified(layout, raw, blob, out, progress)?;
+            out.write_all(padding(blob.size)).map_err(write_error)?;
         }
         out.write_all(&END_OF_ARCHIVE).map_err(write_error)?;
         out.flush().map_err(write_error)?;
@@ -250,41 +243,28 @@ fn untag(value: &mut Value) {
     }
 }
 
-/// Copies a large blob, holding its last window back until the reader has
-/// reached its end, where [`crate::BlobReader`] checks size and digest.
-fn stream_verified<W: Write>(
-    reader: &mut crate::BlobReader,
+/// Copies a blob opened with [`open_verify_ahead`]; a large one's last
+/// bytes are held back until the reader has reached its end, where
+/// [`crate::BlobReader`] checks size and digest.
+fn copy_verified<W: Write>(
+    layout: &Layout,
+    raw: Box<dyn std::io::Read>,
     blob: &Descriptor,
     out: &mut Counting<W>,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let what = format!("blob {}", blob.digest);
-    let mut buf = vec![0u8; BUFFER];
-    let mut left = blob.size;
-    while left > 0 {
-        let want = BUFFER.min(usize::try_from(left).unwrap_or(BUFFER));
-        reader.read_exact(&mut buf[..want]).ctx("read", &what)?;
-        left -= want as u64;
-        if left == 0 {
-            let mut one = [0u8; 1];
-            loop {
-                match reader.read(&mut one) {
-                    Ok(0) => break,
-                    Ok(_) => {
-                        return Err(Error::InvalidDocument {
-                            what,
-                            reason: format!("it is longer than its {} bytes", blob.size),
-                        });
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::io("read", &what, e)),
-                }
-            }
+    let chunk = ChunkRef::raw(blob.clone());
+    let path = layout.blob_path(&blob.digest);
+    let mut reader = ChunkReader::new(&chunk, raw, &path, "read", format!("blob {}", blob.digest))?;
+    let mut buf = vec![0u8; BUFFER.min(usize::try_from(blob.size).unwrap_or(BUFFER).max(1))];
+    loop {
+        let n = reader.read_some(&mut buf)?;
+        if n == 0 {
+            return Ok(());
         }
-        out.write_all(&buf[..want]).map_err(write_error)?;
-        progress.advance(want as u64);
+        out.write_all(&buf[..n]).map_err(write_error)?;
+        progress.advance(n as u64);
     }
-    Ok(())
 }
 
 fn write_error(e: io::Error) -> Error {
