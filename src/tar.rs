@@ -1,4 +1,11 @@
-//! Layer 5, tar: the crate's member loop over tar headers, shared by every
-//! format that reads a tar stream (the cocoon snapshot stream, OCI archives).
+//! Layer 5, tar: the crate's one tar reader and one tar writer, shared by
+//! every format that reads or writes a tar stream (the cocoon snapshot
+//! stream, OCI archives): the member loop over tar headers
+//! ([`read`](mod@read)), and headers, PAX records, padding and the
+//! end-of-archive marker ([`write`](mod@write)).
 
 pub(crate) mod read;
+pub(crate) mod write;
+
+/// A tar block: headers are one, bodies are padded to whole ones.
+pub(crate) const BLOCK: usize = 512;

@@ -8,7 +8,7 @@
 //! same; only fewer blocks are allocated.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -17,9 +17,10 @@ use crate::io::digest::Hasher;
 use crate::io::durable::{self, Published, TempFile};
 use crate::io::progress::Progress;
 use crate::io::sparse::SparseMap;
-use crate::model::Descriptor;
 use crate::store::layout::Layout;
 
+pub use super::read::ChunkRef;
+use super::read::{ChunkReader, check_fills_map};
 pub use super::resume::MARKER;
 use crate::model::name::validate_file_name;
 
@@ -28,29 +29,6 @@ const COPY_BUF: usize = 1 << 20;
 
 /// All-zero blocks of this size, aligned in the file, are left as holes.
 const ZERO_BLOCK: usize = 4096;
-
-/// One blob of a file: the blob, how many bytes of the stored stream it
-/// yields, and whether it is a zstd frame.
-#[derive(Clone, Debug)]
-pub struct ChunkRef {
-    /// The blob.
-    pub blob: Descriptor,
-    /// Bytes of the stored stream it holds once decoded.
-    pub decoded_len: u64,
-    /// Whether it is zstd-compressed.
-    pub zstd: bool,
-}
-
-impl ChunkRef {
-    /// A chunk stored as it is.
-    pub fn raw(blob: Descriptor) -> ChunkRef {
-        ChunkRef {
-            decoded_len: blob.size,
-            blob,
-            zstd: false,
-        }
-    }
-}
 
 /// Restores one file: `chunks` are the blobs of its stored stream in order,
 /// `map` says where that stream lies in the logical file. The file is
@@ -81,16 +59,7 @@ pub fn restore_file(
             advice: "remove it or pass --force",
         });
     }
-    let total: u64 = chunks.iter().map(|c| c.decoded_len).sum();
-    if total != map.stored_len() {
-        return Err(Error::InvalidDocument {
-            what: format!("file {name:?}"),
-            reason: format!(
-                "its chunks hold {total} bytes but its sparse map says {}",
-                map.stored_len()
-            ),
-        });
-    }
+    check_fills_map(chunks, map, || format!("file {name:?}"))?;
     let tmp = TempFile::beside(dir, name, 0o600)?;
     let file = tmp.file();
     let sized = crate::io::sparse::presize(file, tmp.path(), map.logical_size())?;
@@ -168,32 +137,20 @@ fn copy_chunk(
         return copy_chunk_in_kernel(layout, chunk, map, start, file, path, progress);
     }
     let blob_path = layout.blob_path(&chunk.blob.digest);
-    let raw = layout.open_blob(&chunk.blob)?;
-    let mut reader: Box<dyn Read> = if chunk.zstd {
-        let mut d = zstd::stream::read::Decoder::new(raw).ctx("decompress", &blob_path)?;
-        d.window_log_max(29).ctx("decompress", &blob_path)?; // 512 MiB, as cocoon-common
-        Box::new(d)
-    } else {
-        Box::new(raw)
-    };
+    let raw = Box::new(layout.open_blob(&chunk.blob)?);
+    let mut reader = ChunkReader::new(
+        chunk,
+        raw,
+        &blob_path,
+        "read blob",
+        blob_path.display().to_string(),
+    )?;
     let mut buf = vec![0u8; COPY_BUF.min(chunk.decoded_len.max(1) as usize)];
     let mut done = 0u64;
     loop {
-        let want = buf.len().min((chunk.decoded_len - done) as usize).max(1);
-        let n = match reader.read(&mut buf[..want]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("read blob", &blob_path, e)),
-        };
-        if done + n as u64 > chunk.decoded_len {
-            return Err(Error::InvalidDocument {
-                what: format!("chunk {}", chunk.blob.digest),
-                reason: format!(
-                    "it holds more than the {} bytes its file needs",
-                    chunk.decoded_len
-                ),
-            });
+        let n = reader.read_some(&mut buf)?;
+        if n == 0 {
+            return Ok(());
         }
         let mut at_buf = 0usize;
         for (at, len) in map.locate(start + done, n as u64) {
@@ -204,16 +161,6 @@ fn copy_chunk(
         done += n as u64;
         progress.advance(n as u64);
     }
-    if done != chunk.decoded_len {
-        return Err(Error::InvalidDocument {
-            what: format!("chunk {}", chunk.blob.digest),
-            reason: format!(
-                "it holds {done} bytes, its file needs {}",
-                chunk.decoded_len
-            ),
-        });
-    }
-    Ok(())
 }
 
 /// [`copy_chunk`] for a raw chunk with `copy_file_range` (which shares

@@ -20,7 +20,7 @@ use flate2::bufread::MultiGzDecoder;
 
 use crate::error::{Error, Result};
 
-const BLOCK: u64 = 512;
+const BLOCK: u64 = super::BLOCK as u64;
 /// The largest GNU long-name member read (`PATH_MAX`).
 const LONG_NAME_LIMIT: u64 = 4096;
 /// The most bytes accepted after the end-of-archive marker (all zeros:

@@ -48,16 +48,12 @@ mod export;
 
 pub use export::{export_tar, export_tar_as, export_tar_file};
 
-/// Chunks of at most this many stored bytes (16 MiB) are read and verified
-/// in memory before any of their bytes is exported; larger ones stream.
-pub const VERIFY_AHEAD: u64 = 16 << 20;
+pub use crate::chunks::read::VERIFY_AHEAD;
 
 /// Bytes handed from the reading thread to the storing thread at a time.
 const BUFFER: usize = 1 << 20;
 /// Buffers queued between the two threads.
 const QUEUE: usize = 6;
-/// The largest zstd window accepted on export (512 MiB, as cocoon-common).
-const WINDOW_LOG_MAX: u32 = 29;
 
 /// What the reading thread tells the storing thread.
 enum Msg {

@@ -1,14 +1,14 @@
 //! Export: refs and everything they reach as one tar (see the
 //! [module docs](super)).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 use serde_json::Value;
-use tar::{EntryType, Header};
+use tar::EntryType;
 
-use crate::error::{Error, IoContext, Result};
-use crate::formats::cocoon::stream::VERIFY_AHEAD;
+use crate::chunks::read::{ChunkReader, ChunkRef, open_verify_ahead};
+use crate::error::{Error, Result};
 use crate::io::counting::Counting;
 use crate::io::digest::{Algorithm, Digest};
 use crate::io::durable;
@@ -16,14 +16,12 @@ use crate::io::progress::Progress;
 use crate::model::name::validate_ref;
 use crate::model::{Descriptor, annotation, media_type};
 use crate::store::layout::{LAYOUT_VERSION, Layout, looks_like_digest};
+use crate::tar::write::{
+    END_OF_ARCHIVE, OCI_STYLE, leave_incomplete, padding, pax_data, pax_records,
+};
 
-const BLOCK: usize = 512;
 /// Bytes read and written at a time while a large blob streams.
 const BUFFER: usize = 1 << 20;
-/// The longest name a ustar header holds without a PAX `path` record.
-const USTAR_NAME_LEN: usize = 100;
-/// The largest size a ustar header holds in octal (8 GiB - 1).
-const USTAR_SIZE_MAX: u64 = 0o777_7777_7777;
 
 /// What an archive will hold: the `index.json` entries asked for (as stored)
 /// and every blob they reach, each once, checked present with the right
@@ -183,13 +181,7 @@ impl ArchivePlan {
         match self.write_stream(layout, &mut out, progress) {
             Ok(()) => Ok(out.inner),
             Err(e) => {
-                // Go's archive/tar (skopeo's) takes a stream that stops
-                // between members as complete: one more byte makes it end
-                // inside a header, which every reader refuses.
-                if out.count > 0 && out.count.is_multiple_of(BLOCK as u64) {
-                    let _ = out.inner.write_all(&[0]);
-                }
-                let _ = out.inner.flush();
+                leave_incomplete(&mut out);
                 Err(e)
             }
         }
@@ -226,19 +218,12 @@ impl ArchivePlan {
         progress.begin("exporting", self.blob_bytes());
         for blob in &self.blobs {
             let name = format!("blobs/{}/{}", blob.digest.algorithm(), blob.digest.hex());
-            if blob.size <= VERIFY_AHEAD {
-                let data = layout.read_blob(blob, VERIFY_AHEAD)?;
-                put_member(out, &name, 0o644, EntryType::Regular, &data)?;
-            } else {
-                let mut reader = layout.open_blob(blob)?;
-                put_header(out, &name, 0o644, EntryType::Regular, blob.size)?;
-                stream_verified(&mut reader, blob, out, progress)?;
-                pad(out, blob.size)?;
-                continue;
-            }
-            progress.advance(blob.size);
+            let raw = open_verify_ahead(layout, blob)?;
+            put_header(out, &name, 0o644, EntryType::Regular, blob.size)?;
+            copy_verified(layout, raw, blob, out, progress)?;
+            out.write_all(padding(blob.size)).map_err(write_error)?;
         }
-        out.write_all(&[0u8; 2 * BLOCK]).map_err(write_error)?;
+        out.write_all(&END_OF_ARCHIVE).map_err(write_error)?;
         out.flush().map_err(write_error)?;
         progress.finish();
         Ok(())
@@ -258,45 +243,32 @@ fn untag(value: &mut Value) {
     }
 }
 
-/// Copies a large blob, holding its last window back until the reader has
-/// reached its end, where [`crate::BlobReader`] checks size and digest.
-fn stream_verified<W: Write>(
-    reader: &mut crate::BlobReader,
+/// Copies a blob opened with [`open_verify_ahead`]; a large one's last
+/// bytes are held back until the reader has reached its end, where
+/// [`crate::BlobReader`] checks size and digest.
+fn copy_verified<W: Write>(
+    layout: &Layout,
+    raw: Box<dyn std::io::Read>,
     blob: &Descriptor,
     out: &mut Counting<W>,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let what = format!("blob {}", blob.digest);
-    let mut buf = vec![0u8; BUFFER];
-    let mut left = blob.size;
-    while left > 0 {
-        let want = BUFFER.min(usize::try_from(left).unwrap_or(BUFFER));
-        reader.read_exact(&mut buf[..want]).ctx("read", &what)?;
-        left -= want as u64;
-        if left == 0 {
-            let mut one = [0u8; 1];
-            loop {
-                match reader.read(&mut one) {
-                    Ok(0) => break,
-                    Ok(_) => {
-                        return Err(Error::InvalidDocument {
-                            what,
-                            reason: format!("it is longer than its {} bytes", blob.size),
-                        });
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::io("read", &what, e)),
-                }
-            }
+    let chunk = ChunkRef::raw(blob.clone());
+    let path = layout.blob_path(&blob.digest);
+    let mut reader = ChunkReader::new(&chunk, raw, &path, "read", format!("blob {}", blob.digest))?;
+    let mut buf = vec![0u8; BUFFER.min(usize::try_from(blob.size).unwrap_or(BUFFER).max(1))];
+    loop {
+        let n = reader.read_some(&mut buf)?;
+        if n == 0 {
+            return Ok(());
         }
-        out.write_all(&buf[..want]).map_err(write_error)?;
-        progress.advance(want as u64);
+        out.write_all(&buf[..n]).map_err(write_error)?;
+        progress.advance(n as u64);
     }
-    Ok(())
 }
 
 fn write_error(e: io::Error) -> Error {
-    Error::io("write", "the OCI archive", e)
+    Error::stream("write", "the OCI archive", e)
 }
 
 /// A whole member: header, body, padding.
@@ -309,7 +281,8 @@ fn put_member<W: Write>(
 ) -> Result<()> {
     put_header(out, name, mode, kind, body.len() as u64)?;
     out.write_all(body).map_err(write_error)?;
-    pad(out, body.len() as u64)
+    out.write_all(padding(body.len() as u64))
+        .map_err(write_error)
 }
 
 /// A member's header, preceded by a PAX header when the name is over 100
@@ -321,65 +294,10 @@ fn put_header<W: Write>(
     kind: EntryType,
     size: u64,
 ) -> Result<()> {
-    let mut records: Vec<(&str, String)> = Vec::new();
-    if name.len() > USTAR_NAME_LEN {
-        records.push(("path", name.to_string()));
-    }
-    if size > USTAR_SIZE_MAX {
-        records.push(("size", size.to_string()));
-    }
-    if !records.is_empty() {
-        let data = pax_data(&records);
-        let short = &name[name.len().saturating_sub(80)..];
-        let h = header(
-            &format!("PaxHeaders/{short}"),
-            0o644,
-            EntryType::XHeader,
-            data.len() as u64,
-        );
-        out.write_all(h.as_bytes()).map_err(write_error)?;
-        out.write_all(&data).map_err(write_error)?;
-        pad(out, data.len() as u64)?;
-    }
-    let h = header(name, mode, kind, size);
-    out.write_all(h.as_bytes()).map_err(write_error)
-}
-
-fn pad<W: Write>(out: &mut W, len: u64) -> Result<()> {
-    let n = (BLOCK - (len % BLOCK as u64) as usize) % BLOCK;
-    out.write_all(&[0u8; BLOCK][..n]).map_err(write_error)
-}
-
-/// A deterministic ustar header: owner 0, mtime 0; a name over 100 bytes
-/// is cut (the PAX `path` record carries it whole), a size over 8 GiB is
-/// written base-256 (and in a PAX `size` record).
-fn header(name: &str, mode: u32, kind: EntryType, size: u64) -> Header {
-    let mut h = Header::new_ustar();
-    let bytes = name.as_bytes();
-    let n = bytes.len().min(USTAR_NAME_LEN);
-    h.as_old_mut().name[..n].copy_from_slice(&bytes[..n]);
-    h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_size(size);
-    h.set_entry_type(kind);
-    h.set_cksum();
-    h
-}
-
-/// PAX records, each `"<len> <key>=<value>\n"` with `len` counting itself.
-fn pax_data(records: &[(&str, String)]) -> Vec<u8> {
-    let mut data = Vec::new();
-    for (key, value) in records {
-        let body = key.len() + value.len() + 3;
-        let mut len = body + 1;
-        while body + len.to_string().len() != len {
-            len = body + len.to_string().len();
-        }
-        data.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
-    }
-    data
+    let data = pax_data(&pax_records(name, size, Vec::new()));
+    OCI_STYLE
+        .write_headers(out, name, mode, kind, size, &data)
+        .map_err(write_error)
 }
 
 /// Writes an archive of `refs` (ref names or digests) and everything they

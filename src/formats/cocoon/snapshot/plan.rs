@@ -96,24 +96,7 @@ pub fn plan(layout: &Layout, manifest: &Descriptor) -> Result<SnapshotPlan> {
             continue; // later chunks of a file listed in `chunks`
         }
         let meta = config.files.get(name).cloned().unwrap_or_default();
-        let blobs: Vec<Descriptor> = if meta.chunks.is_empty() {
-            vec![layer.clone()]
-        } else {
-            meta.chunks
-                .iter()
-                .map(|d| {
-                    layers
-                        .iter()
-                        .find(|l| l.digest.to_string() == *d)
-                        .cloned()
-                        .ok_or_else(|| {
-                            bad(format!(
-                                "{name:?}: chunk {d} is not a layer of the manifest"
-                            ))
-                        })
-                })
-                .collect::<Result<_>>()?
-        };
+        let blobs = file_blobs(&layers, layer, &meta.chunks, name).map_err(bad)?;
         let chunks = decoded_chunks(layout, name, blobs, meta.size).map_err(bad)?;
         let too_big = |what: &str| Error::Overflow {
             what: format!("the {what} of {name:?} in snapshot {}", manifest.digest),
@@ -149,6 +132,29 @@ pub fn plan(layout: &Layout, manifest: &Descriptor) -> Result<SnapshotPlan> {
         });
     }
     Ok(SnapshotPlan { config, files })
+}
+
+/// The blobs of the file `name` whose first layer is `layer`: that layer,
+/// or, for a file with `chunks`, those digests from the manifest's layers.
+fn file_blobs(
+    layers: &[Descriptor],
+    layer: &Descriptor,
+    chunks: &[String],
+    name: &str,
+) -> std::result::Result<Vec<Descriptor>, String> {
+    if chunks.is_empty() {
+        return Ok(vec![layer.clone()]);
+    }
+    chunks
+        .iter()
+        .map(|d| {
+            layers
+                .iter()
+                .find(|l| l.digest.to_string() == *d)
+                .cloned()
+                .ok_or_else(|| format!("{name:?}: chunk {d} is not a layer of the manifest"))
+        })
+        .collect()
 }
 
 /// What each blob of a file decodes to. Raw blobs are what they are. A

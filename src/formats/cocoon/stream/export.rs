@@ -1,12 +1,11 @@
 //! Export: a stored snapshot as cocoon's tar stream (see the
 //! [module docs](super)).
 
-use std::io::{self, Cursor, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
-use super::{VERIFY_AHEAD, WINDOW_LOG_MAX};
-use crate::chunks::restore::ChunkRef;
-use crate::error::{Error, IoContext, Result};
+use crate::chunks::read::{ChunkReader, ChunkRef, check_fills_map, open_verify_ahead};
+use crate::error::{Error, Result};
 use crate::formats::cocoon::snapshot::{SnapshotPlan, plan};
 use crate::formats::cocoon::tar::{Envelope, EnvelopeConfig, TarWriter};
 use crate::io::counting::Counting;
@@ -14,6 +13,7 @@ use crate::io::durable;
 use crate::io::progress::Progress;
 use crate::model::Descriptor;
 use crate::store::layout::Layout;
+use crate::tar::write::leave_incomplete;
 
 /// Writes the snapshot `manifest` as cocoon's tar stream to `writer` and
 /// returns the writer. `snapshot.json` names the snapshot after the
@@ -56,16 +56,9 @@ pub fn export_tar_as<W: Write>(
     )?;
     let plan = plan(layout, manifest)?;
     for f in &plan.files {
-        let decoded: u64 = f.chunks.iter().map(|c| c.decoded_len).sum();
-        if decoded != f.map.stored_len() {
-            return Err(Error::InvalidDocument {
-                what: format!("snapshot {}, file {:?}", manifest.digest, f.name),
-                reason: format!(
-                    "its chunks hold {decoded} bytes but its sparse map says {}",
-                    f.map.stored_len()
-                ),
-            });
-        }
+        check_fills_map(&f.chunks, &f.map, || {
+            format!("snapshot {}, file {:?}", manifest.digest, f.name)
+        })?;
     }
     let name = match name {
         Some(n) => n.to_string(),
@@ -79,13 +72,7 @@ pub fn export_tar_as<W: Write>(
     match write_stream(layout, &plan, &envelope, &mut out, progress) {
         Ok(()) => Ok(out.inner),
         Err(e) => {
-            // A stream that stops between members looks complete to Go's
-            // archive/tar (it needs no end-of-archive marker): one more byte
-            // makes it end inside a header, which every reader refuses.
-            if out.count > 0 && out.count % 512 == 0 {
-                let _ = out.inner.write_all(&[0]);
-                let _ = out.inner.flush();
-            }
+            leave_incomplete(&mut out);
             Err(e)
         }
     }
@@ -157,41 +144,18 @@ struct FileStream<'l> {
     layout: &'l Layout,
     chunks: &'l [ChunkRef],
     next: usize,
-    current: Option<ChunkStream<'l>>,
+    current: Option<ChunkReader<'l>>,
     /// The error behind the last failed read, for the caller.
     failure: Option<Error>,
     progress: &'l dyn Progress,
 }
 
-/// One chunk being read: its decoded bytes and how many are still due.
-struct ChunkStream<'l> {
-    chunk: &'l ChunkRef,
-    reader: Box<dyn Read + 'l>,
-    left: u64,
-}
-
 impl<'l> FileStream<'l> {
-    fn open(&self, chunk: &'l ChunkRef) -> Result<ChunkStream<'l>> {
+    fn open(&self, chunk: &'l ChunkRef) -> Result<ChunkReader<'l>> {
         let path = self.layout.blob_path(&chunk.blob.digest);
-        let raw: Box<dyn Read> = if chunk.blob.size <= VERIFY_AHEAD {
-            Box::new(Cursor::new(
-                self.layout.read_blob(&chunk.blob, VERIFY_AHEAD)?,
-            ))
-        } else {
-            Box::new(self.layout.open_blob(&chunk.blob)?)
-        };
-        let reader: Box<dyn Read> = if chunk.zstd {
-            let mut d = zstd::stream::read::Decoder::new(raw).ctx("decompress", &path)?;
-            d.window_log_max(WINDOW_LOG_MAX).ctx("decompress", &path)?;
-            Box::new(d)
-        } else {
-            raw
-        };
-        Ok(ChunkStream {
-            chunk,
-            reader,
-            left: chunk.decoded_len,
-        })
+        let raw = open_verify_ahead(self.layout, &chunk.blob)?;
+        let label = format!("{} (a chunk of the snapshot)", chunk.blob.digest);
+        ChunkReader::new(chunk, raw, &path, "read blob", label)
     }
 
     fn read_chunks(&mut self, buf: &mut [u8]) -> Result<usize> {
@@ -206,61 +170,14 @@ impl<'l> FileStream<'l> {
                     self.current.insert(self.open(chunk)?)
                 }
             };
-            let mut n = 0;
-            if cur.left > 0 {
-                let want = buf
-                    .len()
-                    .min(usize::try_from(cur.left).unwrap_or(usize::MAX));
-                n = read_retrying(&mut cur.reader, &mut buf[..want], cur.chunk)?;
-                if n == 0 {
-                    return Err(chunk_bad(
-                        cur.chunk,
-                        format!("it ends {} bytes short of what its file needs", cur.left),
-                    ));
+            match cur.read_some(buf)? {
+                0 => self.current = None,
+                n => {
+                    self.progress.advance(n as u64);
+                    return Ok(n);
                 }
-                cur.left -= n as u64;
-            }
-            if cur.left == 0 {
-                // Read to the end before the last bytes go out: that is when
-                // a streamed blob's digest is checked.
-                let mut one = [0u8; 1];
-                if read_retrying(&mut cur.reader, &mut one, cur.chunk)? != 0 {
-                    return Err(chunk_bad(
-                        cur.chunk,
-                        format!(
-                            "it holds more than the {} bytes its file needs",
-                            cur.chunk.decoded_len
-                        ),
-                    ));
-                }
-                self.current = None;
-            }
-            if n > 0 {
-                self.progress.advance(n as u64);
-                return Ok(n);
             }
         }
-    }
-}
-
-fn read_retrying(r: &mut dyn Read, buf: &mut [u8], chunk: &ChunkRef) -> Result<usize> {
-    loop {
-        match r.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::stream("read blob", chunk_label(chunk), e)),
-            Ok(n) => return Ok(n),
-        }
-    }
-}
-
-fn chunk_label(chunk: &ChunkRef) -> String {
-    format!("{} (a chunk of the snapshot)", chunk.blob.digest)
-}
-
-fn chunk_bad(chunk: &ChunkRef, reason: String) -> Error {
-    Error::InvalidDocument {
-        what: format!("chunk {}", chunk.blob.digest),
-        reason,
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 
-use tar::{EntryType, Header};
+use tar::EntryType;
 
 use super::{
     ENVELOPE_LIMIT, ENVELOPE_VERSION, Envelope, PAX_LIMIT, PAX_SPARSE_MAP, PAX_SPARSE_SIZE,
@@ -13,16 +13,12 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::io::sparse::SparseMap;
+use crate::tar::write::{END_OF_ARCHIVE, GO_STYLE, padding, pax_data, pax_records};
 
-const BLOCK: usize = 512;
 const BUFFER: usize = 64 << 10;
-/// The largest size a ustar size field holds in octal (11 digits).
-const USTAR_SIZE_MAX: u64 = 0o777_7777_7777;
-/// The ustar name field.
-const USTAR_NAME_LEN: usize = 100;
 
 fn write_error(e: io::Error) -> Error {
-    Error::io("write", STREAM, e)
+    Error::stream("write", STREAM, e)
 }
 
 /// Writes cocoon's snapshot tar stream: [`TarWriter::new`] writes
@@ -160,7 +156,7 @@ impl<W: Write> TarWriter<W> {
     /// stream must not look complete); [`Error::Io`] if writing fails.
     pub fn finish(mut self) -> Result<W> {
         self.check_usable()?;
-        self.out.write_all(&[0u8; 2 * BLOCK]).map_err(write_error)?;
+        self.out.write_all(&END_OF_ARCHIVE).map_err(write_error)?;
         self.out.flush().map_err(write_error)?;
         Ok(self.out)
     }
@@ -182,39 +178,27 @@ impl<W: Write> TarWriter<W> {
         name: &str,
         mode: u32,
         stored: u64,
-        mut records: Vec<(&str, String)>,
+        records: Vec<(&str, String)>,
         body: &mut dyn Read,
     ) -> Result<()> {
-        if name.len() > USTAR_NAME_LEN {
-            records.insert(0, ("path", name.to_string()));
+        let data = pax_data(&pax_records(name, stored, records));
+        if data.len() as u64 > PAX_LIMIT {
+            return Err(Error::InvalidArgument(format!(
+                "cannot append {name:?}: its PAX records are {} bytes, over the \
+                 {PAX_LIMIT}-byte limit readers accept",
+                data.len()
+            )));
         }
-        if stored > USTAR_SIZE_MAX {
-            records.push(("size", stored.to_string()));
-        }
-        if !records.is_empty() {
-            let data = pax_data(&records);
-            if data.len() as u64 > PAX_LIMIT {
-                return Err(Error::InvalidArgument(format!(
-                    "cannot append {name:?}: its PAX records are {} bytes, over the \
-                     {PAX_LIMIT}-byte limit readers accept",
-                    data.len()
-                )));
-            }
-            let pax_name = format!("PaxHeaders.0/{name}");
-            let h = header(&pax_name, 0o644, data.len() as u64, EntryType::XHeader);
-            self.out.write_all(h.as_bytes()).map_err(write_error)?;
-            self.out.write_all(&data).map_err(write_error)?;
-            self.pad(data.len() as u64)?;
-        }
-        let h = header(name, mode, stored, EntryType::Regular);
-        self.out.write_all(h.as_bytes()).map_err(write_error)?;
+        GO_STYLE
+            .write_headers(&mut self.out, name, mode, EntryType::Regular, stored, &data)
+            .map_err(write_error)?;
         self.copy_body(name, stored, body)?;
-        self.pad(stored)
+        self.out.write_all(padding(stored)).map_err(write_error)
     }
 
     /// Copies exactly `len` bytes of `body`, and checks it has no more.
     fn copy_body(&mut self, name: &str, len: u64, body: &mut dyn Read) -> Result<()> {
-        let read_error = |e| Error::io("read", format!("the body of {name:?}"), e);
+        let read_error = |e| Error::stream("read", format!("the body of {name:?}"), e);
         let mut buf = vec![0u8; BUFFER.min(usize::try_from(len).unwrap_or(BUFFER).max(1))];
         let mut left = len;
         while left > 0 {
@@ -247,43 +231,6 @@ impl<W: Write> TarWriter<W> {
             }
         }
     }
-
-    fn pad(&mut self, len: u64) -> Result<()> {
-        let n = (BLOCK - (len % BLOCK as u64) as usize) % BLOCK;
-        self.out.write_all(&[0u8; BLOCK][..n]).map_err(write_error)
-    }
-}
-
-/// A ustar header; a name over 100 bytes is cut (a PAX `path` record
-/// carries it whole), a size over 8 GiB is written base-256 (a PAX `size`
-/// record carries it too).
-fn header(name: &str, mode: u32, size: u64, kind: EntryType) -> Header {
-    let mut h = Header::new_ustar();
-    let bytes = name.as_bytes();
-    let n = bytes.len().min(USTAR_NAME_LEN);
-    h.as_old_mut().name[..n].copy_from_slice(&bytes[..n]);
-    h.set_mode(mode & 0o7777);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(tar::DETERMINISTIC_TIMESTAMP);
-    h.set_size(size);
-    h.set_entry_type(kind);
-    h.set_cksum();
-    h
-}
-
-/// PAX records, each `"<len> <key>=<value>\n"` with `len` counting itself.
-fn pax_data(records: &[(&str, String)]) -> Vec<u8> {
-    let mut data = Vec::new();
-    for (key, value) in records {
-        let body = key.len() + value.len() + 3; // ' ', '=', '\n'
-        let mut len = body + 1;
-        while body + len.to_string().len() != len {
-            len = body + len.to_string().len();
-        }
-        data.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
-    }
-    data
 }
 
 #[cfg(test)]
@@ -301,20 +248,6 @@ mod tests {
 
     fn ioe(e: io::Error) -> Error {
         Error::io("read", "test", e)
-    }
-
-    #[test]
-    fn pax_record_lengths_count_themselves() {
-        for (value_len, want) in [(0usize, 5usize), (1, 6), (5, 11), (93, 99), (94, 101)] {
-            let data = pax_data(&[("k", "v".repeat(value_len))]);
-            assert_eq!(data.len(), want, "{value_len}");
-            let prefix: String = data
-                .iter()
-                .take_while(|&&b| b != b' ')
-                .map(|&b| b as char)
-                .collect();
-            assert_eq!(prefix.parse::<usize>().ok(), Some(data.len()));
-        }
     }
 
     #[test]
