@@ -9,7 +9,7 @@
 
 mod sweep;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -121,7 +121,31 @@ impl Layout {
     /// (its children are unknown, so nothing can be called garbage), and
     /// errors reading `index.json` or listing `blobs/`.
     pub fn plan_gc(&self, options: &GcOptions) -> Result<GcPlan> {
-        Ok(self.gc_pass(options, false)?.plan)
+        Ok(self.gc_pass(options, false, None)?.plan)
+    }
+
+    /// Applies a plan made earlier by [`Layout::plan_gc`] (shown to a user,
+    /// say): takes the gc lock as [`Layout::gc`] does, judges again under
+    /// it, and removes only what both judgements call garbage. A blob that
+    /// became reachable, or was written again, since the plan is kept; what
+    /// became garbage since is left for the next gc.
+    ///
+    /// # Errors
+    /// As [`Layout::gc`].
+    pub fn apply_gc(
+        &self,
+        plan: GcPlan,
+        options: &GcOptions,
+        progress: &dyn Progress,
+    ) -> Result<GcReport> {
+        let planned: HashSet<PathBuf> = plan
+            .blobs
+            .into_iter()
+            .chain(plan.temp_files)
+            .map(|g| g.path)
+            .collect();
+        let _lock = self.gc_lock(progress)?;
+        self.gc_pass(options, true, Some(&planned))
     }
 
     /// Takes the gc lock exclusively (waiting for running writers), plans
@@ -140,23 +164,34 @@ impl Layout {
     /// # Errors
     /// As [`Layout::gc`].
     pub fn gc_with(&self, options: &GcOptions, progress: &dyn Progress) -> Result<GcReport> {
+        let _lock = self.gc_lock(progress)?;
+        self.gc_pass(options, true, None)
+    }
+
+    /// The gc lock, exclusive: waits for running writers, saying so.
+    fn gc_lock(&self, progress: &dyn Progress) -> Result<lock::Lock> {
         self.ensure_private()?;
         let path = self.lock_path(GC_LOCK);
-        let _lock = lock::acquire_noting(&path, Mode::Exclusive, &|pids| {
+        lock::acquire_noting(&path, Mode::Exclusive, &|pids| {
             progress.waiting(&format!(
                 "gc is waiting for the lock {} held by {}, a writer still at work; \
                  it goes on when the writer is done (Ctrl-C to give up)",
                 path.display(),
                 lock::describe(pids)
             ));
-        })?;
-        self.gc_pass(options, true)
+        })
     }
 
     /// Finds what nothing reaches, then judges (and with `remove`, deletes)
     /// each candidate by its mtime, on many threads at once: stat and unlink
     /// are I/O, and with `-o discard` every unlink waits for the device.
-    fn gc_pass(&self, options: &GcOptions, remove: bool) -> Result<GcReport> {
+    /// With `only`, candidates outside it are kept (applying a plan).
+    fn gc_pass(
+        &self,
+        options: &GcOptions,
+        remove: bool,
+        only: Option<&HashSet<PathBuf>>,
+    ) -> Result<GcReport> {
         let index = self.read_index()?;
         let roots = index.entries();
         // The walk reads manifests, the scan lists directories: overlap them.
@@ -192,6 +227,9 @@ impl Layout {
                 .iter()
                 .map(|file| Candidate { digest: None, file }),
         );
+        if let Some(only) = only {
+            candidates.retain(|c| only.contains(&c.file.path));
+        }
         let cutoff = SystemTime::now()
             .checked_sub(options.grace)
             .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -291,5 +329,56 @@ impl GcReport {
             Some(_) => self.plan.blobs.push(garbage),
             None => self.plan.temp_files.push(garbage),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::progress::NoProgress;
+
+    #[test]
+    fn applying_a_plan_removes_only_what_is_still_garbage_and_was_planned() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::init(dir.path().join("l"))?;
+        let now = GcOptions::default().grace(Duration::ZERO);
+        let (gone, saved) = {
+            let w = layout.writer()?;
+            (
+                w.put_bytes("x/y", b"garbage")?,
+                w.put_bytes("x/y", b"saved later")?,
+            )
+        };
+        let plan = layout.plan_gc(&now)?;
+        let planned: Vec<_> = plan.blobs.iter().filter_map(|g| g.digest.clone()).collect();
+        assert!(planned.contains(&gone.digest) && planned.contains(&saved.digest));
+        // Between plan and apply: one planned blob becomes reachable, and a
+        // new unreachable one appears.
+        let late = {
+            let w = layout.writer()?;
+            let m = crate::store::artifact::files_manifest(
+                &w,
+                std::slice::from_ref(&saved),
+                None,
+                None,
+            )?;
+            w.update_index(|i| Ok(i.set_ref("keep:1", &m)))?;
+            w.put_bytes("x/y", b"garbage after the plan")?
+        };
+        let report = layout.apply_gc(plan, &now, &NoProgress)?;
+        let removed: Vec<_> = report
+            .plan
+            .blobs
+            .iter()
+            .filter_map(|g| g.digest.clone())
+            .collect();
+        assert_eq!(removed, vec![gone.digest.clone()]);
+        assert!(!layout.blob_path(&gone.digest).exists());
+        assert!(
+            layout.blob_path(&saved.digest).exists(),
+            "reachable since the plan"
+        );
+        assert!(layout.blob_path(&late.digest).exists(), "not in the plan");
+        Ok(())
     }
 }

@@ -22,10 +22,19 @@ const BUFFER: usize = 1 << 20;
 
 /// How [`import_archive`] treats refs that exist already.
 #[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
 pub struct ImportOptions {
     /// Move a ref that exists here with another digest to the archive's
     /// (without it, that is an error and nothing is tagged).
     pub force: bool,
+}
+
+impl ImportOptions {
+    /// Sets [`ImportOptions::force`].
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
 }
 
 /// What happened to one `index.json` entry of the archive.

@@ -32,7 +32,12 @@ fn source(dir: &tempfile::TempDir) -> Result<(Layout, Descriptor, Descriptor)> {
 
 fn import(l: &Layout, bytes: &[u8], force: bool) -> Result<ImportReport> {
     let w = l.writer()?;
-    import_archive(&w, bytes, &ImportOptions { force }, &NoProgress)
+    import_archive(
+        &w,
+        bytes,
+        &ImportOptions::default().force(force),
+        &NoProgress,
+    )
 }
 
 fn assert_clean(l: &Layout) {

@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let bar = crate::progress::Bar::new(ctx.quiet);
     bar.begin("importing", input.total);
     let mut counted = crate::input::Counted::new(input.reader, &bar);
-    let options = ImportOptions { force: a.force };
+    let options = ImportOptions::default().force(a.force);
     let report = epoch_store::formats::oci_archive::import_archive(
         &writer,
         &mut counted,
