@@ -54,7 +54,11 @@ pub(crate) fn check_fills_map(
     map: &SparseMap,
     what: impl FnOnce() -> String,
 ) -> Result<()> {
-    let total: u64 = chunks.iter().map(|c| c.decoded_len).sum();
+    let Some(total) = crate::io::size::checked_total(chunks.iter().map(|c| c.decoded_len)) else {
+        return Err(Error::Overflow {
+            what: format!("the chunk lengths of {}", what()),
+        });
+    };
     if total != map.stored_len() {
         return Err(Error::InvalidDocument {
             what: what(),
