@@ -69,7 +69,7 @@ fn main() -> Res<()> {
         || {
             let w = layout.writer()?;
             let m = snapshot::pack(&w, &src, &PackOptions::default(), &NoProgress)?;
-            w.update_index(|i| Ok(i.set_ref("sre-agent-bot:v1", &m)))?;
+            w.update_index(|i| Ok(i.set_ref(&"sre-agent-bot:v1".parse()?, &m)))?;
             let s = layout.summarize(&m)?;
             Ok((
                 m.clone(),
@@ -86,7 +86,7 @@ fn main() -> Res<()> {
 
     step("tag sre-agent-bot:v1 sre-agent-bot:latest", 0, || {
         let w = layout.writer()?;
-        w.update_index(|i| Ok(i.set_ref("sre-agent-bot:latest", &manifest)))?;
+        w.update_index(|i| Ok(i.set_ref(&"sre-agent-bot:latest".parse()?, &manifest)))?;
         Ok("two refs, one manifest".to_string())
     })?;
 

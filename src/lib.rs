@@ -41,7 +41,7 @@
 //!     let w = layout.writer()?;
 //!     let disk = w.put_bytes("application/vnd.cocoonstack.disk.raw", &[0u8; 4096])?;
 //!     let m = epoch_store::store::artifact::files_manifest(&w, &[disk], None, None)?;
-//!     w.update_index(|idx| Ok(idx.set_ref("vm:v1", &m)))?;
+//!     w.update_index(|idx| Ok(idx.set_ref(&"vm:v1".parse()?, &m)))?;
 //! }
 //! assert!(layout.verify(&VerifyOptions::default(), &NoProgress)?.is_ok());
 //! let report = layout.gc(&GcOptions::default())?;
@@ -67,7 +67,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use io::digest::{Algorithm, Digest, Hasher};
 pub use io::progress::{NoProgress, Progress};
 pub use model::Descriptor;
-pub use model::name::{MAX_REF_LEN, split_tag, validate_ref};
+pub use model::name::{MAX_REF_LEN, RefName, split_tag, validate_ref};
 pub use oci_spec;
 pub use store::gc::{Garbage, GcOptions, GcPlan, GcReport};
 pub use store::index::Index;

@@ -82,6 +82,48 @@ pub fn split_tag(name: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// A ref name that follows the grammar: made only by [`RefName::new`] (or
+/// `parse`), which checks it with [`validate_ref`], so that an `index.json`
+/// entry cannot be given a name that was never checked.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RefName(String);
+
+impl RefName {
+    /// Checks `name` and wraps it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRef`] naming what is wrong.
+    pub fn new(name: impl Into<String>) -> Result<RefName> {
+        let name = name.into();
+        validate_ref(&name)?;
+        Ok(RefName(name))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for RefName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<RefName> {
+        RefName::new(s)
+    }
+}
+
+impl std::fmt::Display for RefName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for RefName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The longest file name accepted, in bytes (Linux `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
 

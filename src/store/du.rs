@@ -273,9 +273,9 @@ mod tests {
         )?;
         let stray = w.put_bytes("application/octet-stream", &[4u8; 7])?;
         w.update_index(|i| {
-            i.set_ref("a:1", &a);
-            i.set_ref("a:latest", &a);
-            i.set_ref("b:1", &b);
+            i.set_ref(&"a:1".parse().unwrap(), &a);
+            i.set_ref(&"a:latest".parse().unwrap(), &a);
+            i.set_ref(&"b:1".parse().unwrap(), &b);
             Ok(())
         })?;
         drop(w);

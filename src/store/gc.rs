@@ -362,7 +362,7 @@ mod tests {
                 None,
                 None,
             )?;
-            w.update_index(|i| Ok(i.set_ref("keep:1", &m)))?;
+            w.update_index(|i| Ok(i.set_ref(&"keep:1".parse().unwrap(), &m)))?;
             w.put_bytes("x/y", b"garbage after the plan")?
         };
         let report = layout.apply_gc(plan, &now, &NoProgress)?;

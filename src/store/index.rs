@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::io::digest::Digest;
+use crate::model::name::RefName;
 use crate::model::{Descriptor, annotation, media_type};
 
 /// The parsed `index.json`. Unknown top-level fields, entries and annotations
@@ -158,9 +159,10 @@ impl Index {
     /// Points `name` at `target`: the entry already tagged `name` is replaced in
     /// place (any duplicates of it are dropped); otherwise a new entry is
     /// appended. `target`'s own annotations and platform are kept, with the
-    /// ref name set. The caller has validated `name`. Returns the entry the
-    /// ref pointed at before, if any.
-    pub fn set_ref(&mut self, name: &str, target: &Descriptor) -> Option<Descriptor> {
+    /// ref name set; a [`RefName`] has been checked against the grammar.
+    /// Returns the entry the ref pointed at before, if any.
+    pub fn set_ref(&mut self, name: &RefName, target: &Descriptor) -> Option<Descriptor> {
+        let name = name.as_str();
         let mut entry = target.clone();
         entry.data = None;
         entry
@@ -255,7 +257,7 @@ mod tests {
     fn keeps_unknown_fields_and_foreign_entries() {
         let raw = br#"{"schemaVersion":2,"zzz":{"keep":[1,2]},"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2,"annotations":{"other.tool":"x","org.opencontainers.image.ref.name":"a:1"},"weird":true}],"annotations":{"k":"v"}}"#;
         let mut idx = Index::parse(raw).unwrap();
-        idx.set_ref("b:1", &desc(1));
+        idx.set_ref(&"b:1".parse().unwrap(), &desc(1));
         let out: Value = serde_json::from_slice(&idx.to_bytes()).unwrap();
         assert_eq!(out["zzz"]["keep"][1], 2);
         assert_eq!(out["annotations"]["k"], "v");
@@ -273,9 +275,11 @@ mod tests {
     #[test]
     fn moving_a_tag_replaces_its_entry() {
         let mut idx = Index::new();
-        assert_eq!(idx.set_ref("a:1", &desc(1)), None);
-        idx.set_ref("a:2", &desc(1));
-        let old = idx.set_ref("a:1", &desc(2)).expect("a:1 existed");
+        assert_eq!(idx.set_ref(&"a:1".parse().unwrap(), &desc(1)), None);
+        idx.set_ref(&"a:2".parse().unwrap(), &desc(1));
+        let old = idx
+            .set_ref(&"a:1".parse().unwrap(), &desc(2))
+            .expect("a:1 existed");
         assert_eq!(old.digest, desc(1).digest);
         assert_eq!(idx.entries().len(), 2);
         assert_eq!(idx.find("a:1").unwrap().unwrap().digest, desc(2).digest);
@@ -300,7 +304,7 @@ mod tests {
                 .insert(annotation::REF_NAME.into(), "x".into());
             d
         });
-        idx.set_ref("x", &desc(3));
+        idx.set_ref(&"x".parse().unwrap(), &desc(3));
         assert_eq!(idx.entries().len(), 1);
         assert_eq!(idx.find("x").unwrap().unwrap().digest, desc(3).digest);
     }

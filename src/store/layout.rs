@@ -37,7 +37,7 @@ pub const INDEX_LIMIT: u64 = 64 << 20;
 /// let writer = layout.writer()?;
 /// let blob = writer.put_bytes("application/octet-stream", b"hello")?;
 /// let manifest = epoch_store::store::artifact::files_manifest(&writer, &[blob], None, None)?;
-/// writer.update_index(|index| Ok(index.set_ref("hello:v1", &manifest)))?;
+/// writer.update_index(|index| Ok(index.set_ref(&"hello:v1".parse()?, &manifest)))?;
 /// assert_eq!(layout.resolve("hello:v1")?.digest, manifest.digest);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -14,6 +14,7 @@ use crate::io::hash;
 use crate::io::progress::Progress;
 use crate::io::sparse::SparseMap;
 use crate::model::Descriptor;
+use crate::model::name::RefName;
 use crate::store::index::Index;
 use crate::store::layout::Layout;
 use crate::store::lock::{self, GC_LOCK, INDEX_LOCK, Lock, Mode};
@@ -292,7 +293,7 @@ impl<'a> Writer<'a> {
             target
                 .annotations
                 .remove(crate::model::annotation::REF_NAME);
-            index.set_ref(new_ref, &target);
+            index.set_ref(&RefName::new(new_ref)?, &target);
             Ok(target)
         })
     }

@@ -23,6 +23,7 @@ use crate::io::digest::Digest;
 use crate::io::filesystem::{self, Medium};
 use crate::io::input::{FileState, file_state};
 use crate::io::progress::Progress;
+use crate::model::name::RefName;
 use crate::model::{Descriptor, annotation, media_type};
 use crate::store::graph::Graph;
 use crate::store::layout::Layout;
@@ -389,7 +390,7 @@ pub fn execute(src: &Layout, plan: &CopyPlan, progress: &dyn Progress) -> Result
                             plan.dest.display()
                         )));
                     }
-                    index.set_ref(name, &r.descriptor);
+                    index.set_ref(&RefName::new(name.clone())?, &r.descriptor);
                     refs.push(name.clone());
                 }
                 None => {

@@ -11,7 +11,7 @@ pub(crate) fn tag_and_summarize(
     manifest: &epoch_store::Descriptor,
 ) -> anyhow::Result<epoch_store::Summary> {
     writer.update_index(|index| {
-        index.set_ref(ref_name, manifest);
+        index.set_ref(&epoch_store::RefName::new(ref_name)?, manifest);
         Ok(())
     })?;
     Ok(layout.summarize(manifest)?)

@@ -16,6 +16,7 @@ use crate::io::digest::{Algorithm, Digest};
 use crate::io::progress::{NoProgress, Progress};
 use crate::io::sparse::SparseMap;
 use crate::model::Descriptor;
+use crate::model::name::RefName;
 use crate::store::layout::Layout;
 use crate::store::writer::Writer;
 
@@ -73,7 +74,7 @@ pub fn import_legacy(
             {
                 return Ok(Some(old.digest.clone()));
             }
-            index.set_ref(&ref_name, &manifest);
+            index.set_ref(&RefName::new(ref_name.clone())?, &manifest);
             Ok(None)
         })?;
         if let Some(d) = clash {

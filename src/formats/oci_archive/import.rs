@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::io::digest::{Algorithm, Digest, Hasher};
 use crate::io::durable;
 use crate::io::progress::Progress;
+use crate::model::name::RefName;
 use crate::model::name::validate_ref;
 use crate::model::{Descriptor, media_type};
 use crate::store::graph::{Edge, Flaw, Graph};
@@ -263,11 +264,11 @@ fn plan_refs(
                 }
                 Some(d) => {
                     let old = d.digest.clone();
-                    ours.set_ref(name, entry);
+                    ours.set_ref(&RefName::new(name.clone())?, entry);
                     RefChange::Replaced(old)
                 }
                 None => {
-                    ours.set_ref(name, entry);
+                    ours.set_ref(&RefName::new(name.clone())?, entry);
                     RefChange::Added
                 }
             },

@@ -22,8 +22,8 @@ fn source(dir: &tempfile::TempDir) -> Result<(Layout, Descriptor, Descriptor)> {
     let a = crate::store::artifact::files_manifest(&w, &[x, y.clone()], None, None)?;
     let b = crate::store::artifact::files_manifest(&w, &[y], None, None)?;
     w.update_index(|i| {
-        i.set_ref("a:1", &a);
-        i.set_ref("b:1", &b);
+        i.set_ref(&"a:1".parse().unwrap(), &a);
+        i.set_ref(&"b:1".parse().unwrap(), &b);
         Ok(())
     })?;
     drop(w);
@@ -202,7 +202,7 @@ fn refs_existing_with_another_digest_need_force() -> Result<()> {
         let w = dst.writer()?;
         let other = w.put_bytes("application/octet-stream", b"other")?;
         let m = crate::store::artifact::files_manifest(&w, &[other], None, None)?;
-        w.update_index(|i| Ok(i.set_ref("a:1", &m)))?;
+        w.update_index(|i| Ok(i.set_ref(&"a:1".parse().unwrap(), &m)))?;
     }
     let before = std::fs::read(dst.index_path()).unwrap();
     let err = import(&dst, &tar, false).expect_err("conflict");

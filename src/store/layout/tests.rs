@@ -70,8 +70,8 @@ fn resolve_refs_digests_and_catalog() -> Result<()> {
     let layer = w.put_bytes(media_type::GENERIC, b"data")?;
     let m = crate::store::artifact::files_manifest(&w, std::slice::from_ref(&layer), None, None)?;
     w.update_index(|i| {
-        i.set_ref("repo/vm:v1", &m);
-        i.set_ref("base", &m);
+        i.set_ref(&"repo/vm:v1".parse().unwrap(), &m);
+        i.set_ref(&"base".parse().unwrap(), &m);
         Ok(())
     })?;
     assert_eq!(layout.resolve("repo/vm:v1")?.digest, m.digest);

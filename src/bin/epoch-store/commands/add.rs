@@ -63,7 +63,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     writer.update_index(|index| {
         match &args.ref_name {
             Some(r) => {
-                index.set_ref(r, &added.manifest);
+                index.set_ref(&epoch_store::RefName::new(r.as_str())?, &added.manifest);
             }
             None => index.add_untagged(&added.manifest),
         }

@@ -237,7 +237,7 @@ fn export_to_a_file_names_the_snapshot_after_its_ref() -> Result<()> {
     let w = layout.writer()?;
     let m = import_tar(&w, &tar[..], &PackOptions::default(), &NoProgress)?;
     w.update_index(|i| {
-        i.set_ref("registry.local/team/bot:v3", &m);
+        i.set_ref(&"registry.local/team/bot:v3".parse().unwrap(), &m);
         Ok(())
     })?;
     drop(w);
