@@ -118,12 +118,23 @@ enum NoClobber {
 /// The way each device (`st_dev`) was found to take [`NoClobber`] renames.
 static NO_CLOBBER: Mutex<BTreeMap<u64, NoClobber>> = Mutex::new(BTreeMap::new());
 
-fn no_clobber_way(dev: u64) -> NoClobber {
+/// The way to start with for `file`'s device. While no device has refused
+/// `renameat2`, that is all there is to know, so the common case costs no
+/// `fstat`; `None` when the device could not be told.
+fn no_clobber_way(file: &File) -> (Option<u64>, NoClobber) {
     let known = NO_CLOBBER.lock().unwrap_or_else(|p| p.into_inner());
-    known.get(&dev).copied().unwrap_or(NoClobber::Renameat2)
+    if known.is_empty() {
+        return (None, NoClobber::Renameat2);
+    }
+    let dev = file.metadata().ok().map(|md| md.dev());
+    let way = dev.and_then(|d| known.get(&d).copied());
+    (dev, way.unwrap_or(NoClobber::Renameat2))
 }
 
-fn refused(dev: u64, next: NoClobber) {
+fn refused(file: &File, dev: Option<u64>, next: NoClobber) {
+    let Some(dev) = dev.or_else(|| file.metadata().ok().map(|md| md.dev())) else {
+        return;
+    };
     let mut known = NO_CLOBBER.lock().unwrap_or_else(|p| p.into_inner());
     let way = known.entry(dev).or_insert(next);
     *way = (*way).max(next);
@@ -139,8 +150,7 @@ fn refused(dev: u64, next: NoClobber) {
 pub(crate) fn publish_noclobber(tmp: TempFile, dest: &Path) -> Result<Published> {
     use rustix::fs::{CWD, RenameFlags, renameat_with};
     use rustix::io::Errno;
-    let dev = tmp.file().metadata().ctx("stat", tmp.path())?.dev();
-    let mut way = no_clobber_way(dev);
+    let (dev, mut way) = no_clobber_way(tmp.file());
     loop {
         match way {
             NoClobber::Renameat2 => {
@@ -180,7 +190,7 @@ pub(crate) fn publish_noclobber(tmp: TempFile, dest: &Path) -> Result<Published>
                 break;
             }
         }
-        refused(dev, way);
+        refused(tmp.file(), dev, way);
     }
     tmp.disarm();
     Ok(Published::New)

@@ -39,6 +39,12 @@ pub fn open_input(path: &Path) -> Result<(File, Metadata)> {
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
         .ctx("open", path)?;
+    regular(file, path)
+}
+
+/// `file` with its (fstat) metadata, if it is a regular file: what is
+/// checked is what was opened, never the path again.
+fn regular(file: File, path: &Path) -> Result<(File, Metadata)> {
     let md = file.metadata().ctx("stat", path)?;
     if !md.is_file() {
         return Err(Error::NotRegularFile {
@@ -93,14 +99,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<(File, Metadata)> {
         }
         Err(e) => return Err(Error::io("open", path, e)),
     };
-    let md = file.metadata().ctx("stat", path)?;
-    if !md.is_file() {
-        return Err(Error::NotRegularFile {
-            path: path.to_path_buf(),
-            kind: kind_name(&md),
-        });
-    }
-    Ok((file, md))
+    regular(file, path)
 }
 
 /// Reads a whole regular file of at most `limit` bytes into memory.
@@ -160,18 +159,16 @@ pub(crate) fn file_state(path: &Path, size: u64) -> Result<FileState> {
 mod tests {
     use super::*;
 
+    fn mkfifo(path: &Path) {
+        let mode = rustix::fs::Mode::from_raw_mode(0o644);
+        rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, mode, 0).unwrap();
+    }
+
     #[test]
     fn fifos_and_directories_are_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
+        mkfifo(&fifo);
         for (p, kind) in [(&fifo, "FIFO"), (&dir.path().to_path_buf(), "directory")] {
             match open_input(p) {
                 Err(Error::NotRegularFile { kind: k, .. }) => assert_eq!(k, kind),
@@ -198,14 +195,7 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let fifo = dir.path().join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
+        mkfifo(&fifo);
         for (p, kind) in [
             (&link, "symlink"),
             (&fifo, "FIFO"),

@@ -48,12 +48,11 @@ impl Layout {
             descriptor: desc.clone(),
             kind,
             blobs: sizes.len(),
-            size: sizes
-                .values()
-                .try_fold(0u64, |sum, &n| sum.checked_add(n))
-                .ok_or_else(|| Error::Overflow {
+            size: crate::io::size::checked_total(sizes.values().copied()).ok_or_else(|| {
+                Error::Overflow {
                     what: format!("the sizes of the blobs {} reaches", desc.digest),
-                })?,
+                }
+            })?,
             document,
         })
     }
