@@ -3,6 +3,7 @@
 mod arch;
 mod archive;
 mod cli;
+mod cocoon_oracle;
 mod concurrency;
 mod copy_range;
 mod crash;

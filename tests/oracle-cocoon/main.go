@@ -1,0 +1,156 @@
+// Command oracle-cocoon runs cocoon-common's own library calls over an OCI
+// image layout, for epoch-store's interop tests (tests/it/cocoon_oracle.rs).
+// Each subcommand is a thin adapter around one peer function:
+//
+//	stream   LAYOUT REF [LOCALNAME]   snapshot.Stream: the tar `cocoon snapshot import` reads, on stdout
+//	push     LAYOUT REF TAR [knobs]   snapshot.Pusher.Push: TAR (a `cocoon snapshot export` stream) into LAYOUT as REF
+//	cloudimg LAYOUT REF               cloudimg.Stream: the disk bytes of an OS image, on stdout
+//	classify LAYOUT REF               manifest.Classify: the kind cocoon-common gives the ref's manifest
+//	config   LAYOUT REF               snapshot.FetchSnapshotConfig + snapshot.MarshalEnvelope: the envelope it would write
+//
+// push takes the v2 knobs of snapshot.PushOptions as flags after TAR:
+// -zstd LEVEL, -chunk MIB, -concurrency N, -budget MIB.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cocoonstack/cocoon-common/cloudimg"
+	"github.com/cocoonstack/cocoon-common/manifest"
+	"github.com/cocoonstack/cocoon-common/snapshot"
+)
+
+func main() {
+	if len(os.Args) < 4 {
+		fmt.Fprintln(os.Stderr, "usage: oracle-cocoon stream|push|cloudimg|classify|config LAYOUT REF ...")
+		os.Exit(2)
+	}
+	cmd, l, ref, rest := os.Args[1], layout{dir: os.Args[2]}, os.Args[3], os.Args[4:]
+	var err error
+	switch cmd {
+	case "stream":
+		err = stream(l, ref, rest)
+	case "push":
+		err = push(l, ref, rest)
+	case "cloudimg":
+		err = cloudImage(l, ref)
+	case "classify":
+		err = classify(l, ref)
+	case "config":
+		err = config(l, ref)
+	default:
+		err = fmt.Errorf("unknown subcommand %q", cmd)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "oracle-cocoon %s: %v\n", cmd, err)
+		os.Exit(1)
+	}
+}
+
+// stream calls snapshot.Stream, which follows an index to its linux/amd64
+// child, validates the layers (fail closed) and writes the import tar.
+func stream(l layout, ref string, rest []string) error {
+	raw, _, err := l.GetManifest(context.Background(), ref, ref)
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriterSize(os.Stdout, 1<<20)
+	opts := snapshot.StreamOptions{Name: ref, Writer: out}
+	if len(rest) > 0 {
+		opts.LocalName = rest[0]
+	}
+	if err := snapshot.Stream(context.Background(), raw, l, opts); err != nil {
+		return err
+	}
+	return out.Flush()
+}
+
+// tarRunner is a snapshot.CocoonRunner whose export is a given tar file.
+type tarRunner struct{ path string }
+
+func (t tarRunner) Export(context.Context, string) (io.ReadCloser, func() error, error) {
+	f, err := os.Open(t.path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() error { return nil }, nil
+}
+
+// push calls snapshot.Pusher.Push with the layout as its Uploader.
+func push(l layout, ref string, rest []string) error {
+	if len(rest) < 1 {
+		return fmt.Errorf("push needs TAR")
+	}
+	fs := flag.NewFlagSet("push", flag.ContinueOnError)
+	level := fs.Int("zstd", 0, "PushOptions.ZstdLevel")
+	chunk := fs.Int("chunk", 0, "PushOptions.ChunkSizeMiB")
+	conc := fs.Int("concurrency", 0, "PushOptions.Concurrency")
+	budget := fs.Int("budget", 0, "PushOptions.MemoryBudgetMiB")
+	if err := fs.Parse(rest[1:]); err != nil {
+		return err
+	}
+	p := snapshot.Pusher{Uploader: l, Cocoon: tarRunner{path: rest[0]}}
+	res, err := p.Push(context.Background(), snapshot.PushOptions{
+		Name: "oracle", Tag: ref,
+		ZstdLevel: *level, ChunkSizeMiB: *chunk, Concurrency: *conc, MemoryBudgetMiB: *budget,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Println(res.ManifestDigest)
+	return nil
+}
+
+// cloudImage calls cloudimg.Stream.
+func cloudImage(l layout, ref string) error {
+	raw, _, err := l.GetManifest(context.Background(), ref, ref)
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriterSize(os.Stdout, 1<<20)
+	if err := cloudimg.Stream(context.Background(), raw, l, out); err != nil {
+		return err
+	}
+	return out.Flush()
+}
+
+// classify calls manifest.Classify on the ref's manifest bytes.
+func classify(l layout, ref string) error {
+	raw, _, err := l.GetManifest(context.Background(), ref, ref)
+	if err != nil {
+		return err
+	}
+	kind, err := manifest.Classify(raw)
+	if err != nil {
+		return err
+	}
+	fmt.Println(kind)
+	return nil
+}
+
+// config calls snapshot.FetchSnapshotConfig and snapshot.MarshalEnvelope.
+func config(l layout, ref string) error {
+	raw, _, err := l.GetManifest(context.Background(), ref, ref)
+	if err != nil {
+		return err
+	}
+	m, err := manifest.Parse(raw)
+	if err != nil {
+		return err
+	}
+	cfg, err := snapshot.FetchSnapshotConfig(context.Background(), l, ref, m.Config)
+	if err != nil {
+		return err
+	}
+	env, err := snapshot.MarshalEnvelope(cfg, ref)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(env)
+	return err
+}
