@@ -10,6 +10,7 @@ mod crash;
 mod damage;
 mod defects;
 mod du;
+mod go_zstd;
 mod hostile;
 mod inputs;
 mod interop;
