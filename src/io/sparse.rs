@@ -138,9 +138,16 @@ impl SparseMap {
     /// refusing anything that does not describe a file: not JSON, negative or
     /// fractional numbers, overlaps, segments past the logical size.
     ///
+    /// `null` is a file with no data at all: cocoon's export writes Go's nil
+    /// slice so for an all-hole file, and cocoon-common's pusher copies the
+    /// record verbatim into the config's `sparseMap`.
+    ///
     /// # Errors
     /// [`Error::InvalidSparseMap`] saying what is wrong.
     pub fn from_cocoon(map_json: &str, logical_size: u64) -> Result<SparseMap> {
+        if map_json.trim() == "null" {
+            return SparseMap::new(logical_size, []);
+        }
         let extents: Vec<Extent> = serde_json::from_str(map_json).map_err(|e| Error::InvalidSparseMap {
             reason: format!("not a JSON array of {{\"o\":OFFSET,\"l\":LENGTH}} with non-negative integers: {e}"),
         })?;
@@ -255,6 +262,8 @@ mod tests {
         );
         assert!(!m.is_dense());
         assert_eq!(SparseMap::from_cocoon("[]", 10)?.stored_len(), 0);
+        assert_eq!(SparseMap::from_cocoon("null", 10)?.stored_len(), 0);
+        assert_eq!(SparseMap::from_cocoon("null", 10)?.logical_size(), 10);
         Ok(())
     }
 

@@ -176,7 +176,9 @@ fn assert_same_tree(want: &Path, got: &Path) {
 /// A snapshot directory with every shape the formats care about: a sparse
 /// raw disk (data runs in a large hole), a qcow2 from qemu-img, a dense
 /// memory file (mode 0600) whose size leaves a 16-byte last chunk at 1 MiB
-/// chunks, a memory file of 3000 extents, a small file and CH's config.json.
+/// chunks, a memory file of 3000 extents, a file that is all hole (cocoon's
+/// export writes its sparse map as `null`), an empty file, a small file and
+/// CH's config.json.
 fn shapes(s: &Store) -> PathBuf {
     let dir = s.path("snap");
     std::fs::create_dir(&dir).unwrap();
@@ -202,6 +204,11 @@ fn shapes(s: &Store) -> PathBuf {
     for i in 0..3000u64 {
         frag.write_all_at(&bytes(4096, 100 + i), i * 8192).unwrap();
     }
+    std::fs::File::create(dir.join("holes.raw"))
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    std::fs::write(dir.join("empty"), b"").unwrap();
     std::fs::write(dir.join("state.json"), br#"{"state":"paused"}"#).unwrap();
     std::fs::write(
         dir.join("config.json"),

@@ -370,3 +370,52 @@ fn pack_refuses_what_is_not_a_snapshot_directory() {
     assert!(err.contains("decimal units"), "{err}");
     assert_eq!(s.json(&["ls"]), json!([]));
 }
+
+/// cocoon's export writes `COCOON.sparse.map: null` for a file with no data
+/// at all (Go's nil slice), and cocoon-common's pusher copies the record into
+/// the config verbatim: such a snapshot must unpack and export (found by the
+/// cocoon oracle, tests/it/cocoon_oracle.rs; docs/interop.md).
+#[test]
+fn a_null_sparse_map_as_cocoon_commons_pusher_copies_it_unpacks_and_exports() {
+    let s = Store::new();
+    let dir = s.path("snap");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::File::create(dir.join("holes.raw"))
+        .unwrap()
+        .set_len(10 << 20)
+        .unwrap();
+    std::fs::write(dir.join("state.json"), b"{}").unwrap();
+    s.ok(&[
+        "pack",
+        "snapshot",
+        dir.to_str().unwrap(),
+        "--ref",
+        "vm:1",
+        "--no-ch-config",
+    ]);
+    let mut m: Value = serde_json::from_str(&s.ok(&["cat", "vm:1"])).unwrap();
+    let cfg = std::fs::read_to_string(s.blob(m["config"]["digest"].as_str().unwrap())).unwrap();
+    assert!(cfg.contains(r#""sparseMap":"[]""#), "{cfg}");
+    let cfg = cfg.replace(r#""sparseMap":"[]""#, r#""sparseMap":"null""#);
+    m["config"]["digest"] = json!(s.put_raw(cfg.as_bytes()));
+    m["config"]["size"] = json!(cfg.len());
+    let raw = serde_json::to_vec(&m).unwrap();
+    s.root_doc("vm:null", OCI_MANIFEST, &raw);
+
+    let out = s.path("out");
+    s.ok(&["unpack", "vm:null", out.to_str().unwrap()]);
+    let f = std::fs::metadata(out.join("holes.raw")).unwrap();
+    assert_eq!(
+        (f.len(), f.blocks()),
+        (10 << 20, 0),
+        "all hole, logical size kept"
+    );
+    let tar = s.cmd(&["export-tar", "vm:null"]).output().unwrap();
+    assert!(
+        tar.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tar.stderr)
+    );
+    let listing = s.json(&["ls"]);
+    assert_eq!(listing[0]["logicalSize"], (10 << 20) + 2, "{listing}");
+}

@@ -258,13 +258,8 @@ impl<R: Read> TarReader<R> {
                 let logical = parse_decimal(size.as_bytes()).ok_or_else(|| {
                     sparse_bad(format!("{PAX_SPARSE_SIZE} is {size:?}, not a decimal size"))
                 })?;
-                // Go encodes a file with no data at all as `null`.
-                let parsed = if map.trim() == "null" {
-                    SparseMap::new(logical, [])
-                } else {
-                    SparseMap::from_cocoon(map, logical)
-                };
-                let map = parsed.map_err(|e| sparse_bad(format!("{PAX_SPARSE_MAP}: {e}")))?;
+                let map = SparseMap::from_cocoon(map, logical)
+                    .map_err(|e| sparse_bad(format!("{PAX_SPARSE_MAP}: {e}")))?;
                 if map.stored_len() != m.size {
                     return Err(sparse_bad(format!(
                         "the body is {} bytes but the sparse map holds {} bytes of data",
