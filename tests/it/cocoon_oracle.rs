@@ -674,3 +674,34 @@ fn we_refuse_exactly_the_snapshots_cocoon_commons_pull_refuses() {
         disagreements.join("\n")
     );
 }
+
+#[test]
+fn a_legacy_store_we_import_streams_into_cocoon_byte_identical() {
+    use crate::legacy::{Legacy, original_files, snapshot};
+    let Some(c) = cocoon() else { return };
+    let s = Store::new();
+    let legacy = Legacy::new(s.path("epoch"));
+    let orig = s.path("orig");
+    let files = original_files(&orig, 7);
+    let m = snapshot(
+        "sre-bot",
+        "v1",
+        "sid-1",
+        files.iter().map(|p| legacy.layer(p)).collect(),
+    );
+    legacy.manifest("sre-bot", "v1", &m);
+    legacy.catalog(&[("sre-bot", "v1")]);
+    s.ok(&["import-legacy", &path(&legacy.dir)]);
+    let stored = c.stream_into_cocoon(&s.layout, "sre-bot:v1", "legacy");
+    // A legacy store keeps no modes: files come back 0640, cocoon-common's
+    // default for a file whose mode is not recorded (pull.go layerHeader).
+    for f in &files {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    assert_same_tree(&orig, &stored);
+    let env: Value =
+        serde_json::from_slice(&c.oracle_ok(&["config", &path(&s.layout), "sre-bot:v1"])).unwrap();
+    assert_eq!(env["config"]["id"], "sid-1", "{env}");
+    assert_eq!(env["config"]["nics"], 1, "{env}");
+    assert_eq!(env["config"]["storage"], 10737418240_u64, "{env}");
+}

@@ -12,12 +12,12 @@ use crate::util::{Store, bytes, have_tool, sh, sha256};
 use serde_json::{Value, json};
 
 /// A legacy store being written.
-struct Legacy {
-    dir: PathBuf,
+pub(crate) struct Legacy {
+    pub(crate) dir: PathBuf,
 }
 
 impl Legacy {
-    fn new(dir: PathBuf) -> Legacy {
+    pub(crate) fn new(dir: PathBuf) -> Legacy {
         fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
         fs::create_dir_all(dir.join("manifests")).unwrap();
         Legacy { dir }
@@ -25,7 +25,7 @@ impl Legacy {
 
     /// Copies `src` in as a blob (holes kept, as `cp --sparse=always`
     /// does) and returns its layer entry.
-    fn layer(&self, src: &Path) -> Value {
+    pub(crate) fn layer(&self, src: &Path) -> Value {
         let data = fs::read(src).unwrap();
         let hex = sha256(&data).trim_start_matches("sha256:").to_string();
         let dest = self.dir.join("blobs/sha256").join(&hex);
@@ -39,7 +39,7 @@ impl Legacy {
     }
 
     /// Writes `manifests/NAME/TAG.json` (as Go's MarshalIndent would).
-    fn manifest(&self, name: &str, tag: &str, m: &Value) {
+    pub(crate) fn manifest(&self, name: &str, tag: &str, m: &Value) {
         let d = self.dir.join("manifests").join(name);
         fs::create_dir_all(&d).unwrap();
         fs::write(
@@ -55,7 +55,7 @@ impl Legacy {
         fs::write(d.join(format!("{tag}.json")), raw).unwrap();
     }
 
-    fn catalog(&self, refs: &[(&str, &str)]) {
+    pub(crate) fn catalog(&self, refs: &[(&str, &str)]) {
         let mut repos = serde_json::Map::new();
         for (name, tag) in refs {
             let r = repos
@@ -74,7 +74,7 @@ impl Legacy {
     }
 }
 
-fn snapshot(name: &str, tag: &str, sid: &str, layers: Vec<Value>) -> Value {
+pub(crate) fn snapshot(name: &str, tag: &str, sid: &str, layers: Vec<Value>) -> Value {
     json!({
         "schemaVersion": 1, "name": name, "tag": tag, "snapshotId": sid,
         "image": "ghcr.io/cocoonstack/ubuntu:24.04",
@@ -87,7 +87,7 @@ fn snapshot(name: &str, tag: &str, sid: &str, layers: Vec<Value>) -> Value {
 
 /// Original snapshot files in `dir`: a dense memory file, a qcow2 from
 /// qemu-img (if installed), a 64 MiB sparse raw disk, config.json, cidata.
-fn original_files(dir: &Path, seed: u64) -> Vec<PathBuf> {
+pub(crate) fn original_files(dir: &Path, seed: u64) -> Vec<PathBuf> {
     fs::create_dir_all(dir).unwrap();
     let mut out = vec![];
     let mem = dir.join("memory-ranges");
