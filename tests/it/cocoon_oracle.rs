@@ -173,6 +173,21 @@ fn assert_same_tree(want: &Path, got: &Path) {
     }
 }
 
+/// The `snapshot.json` our export-tar of `r` writes equals, as JSON, the
+/// envelope cocoon-common writes for it (`snapshot.MarshalEnvelope`).
+fn assert_envelope_matches(c: &Cocoon, s: &Store, r: &str, tar: &[u8]) {
+    let mut a = ::tar::Archive::new(tar);
+    let mut first = a.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(first.path().unwrap().to_str(), Some("snapshot.json"), "{r}");
+    let ours: Value = serde_json::from_reader(&mut first).unwrap();
+    let theirs: Value =
+        serde_json::from_slice(&c.oracle_ok(&["config", &path(&s.layout), r])).unwrap();
+    assert_eq!(
+        ours, theirs,
+        "{r}: our envelope vs cocoon-common's MarshalEnvelope"
+    );
+}
+
 /// A snapshot directory with every shape the formats care about: a sparse
 /// raw disk (data runs in a large hole), a qcow2 from qemu-img, a dense
 /// memory file (mode 0600) whose size leaves a 16-byte last chunk at 1 MiB
@@ -249,6 +264,13 @@ fn every_snapshot_form_we_write_streams_into_cocoon_byte_identical() {
         );
         let stored = c.stream_into_cocoon(&s.layout, &r, form);
         assert_same_tree(&dir, &stored);
+        let tar = s.cmd(&["export-tar", &r]).output().unwrap();
+        assert!(
+            tar.status.success(),
+            "{form}: {}",
+            String::from_utf8_lossy(&tar.stderr)
+        );
+        assert_envelope_matches(&c, &s, &r, &tar.stdout);
     }
     // import-tar of what cocoon exports, streamed back by cocoon-common.
     let tar = c.export("v2-chunked");
@@ -370,6 +392,7 @@ fn what_cocoon_commons_pusher_writes_verifies_lists_and_unpacks() {
             "{name}: export-tar: {}",
             String::from_utf8_lossy(&o.stderr)
         );
+        assert_envelope_matches(&c, &s, &r, &o.stdout);
         std::fs::write(&ours, o.stdout).unwrap();
         assert_same_tree(&dir, &c.import(&ours, &format!("back-{name}")));
     }

@@ -92,8 +92,12 @@ func (l layout) readVerified(digest string) ([]byte, error) {
 // GetManifest implements snapshot.Downloader. The tag is a ref of the layout
 // or, for an index child, a digest. The media type returned is the
 // document's own mediaType field.
-func (l layout) GetManifest(_ context.Context, _ string, tag string) ([]byte, string, error) {
-	d, err := l.resolve(tag)
+func (l layout) GetManifest(_ context.Context, name string, tag string) ([]byte, string, error) {
+	ref := name + ":" + tag
+	if strings.HasPrefix(tag, "sha256:") || name == "" {
+		ref = tag
+	}
+	d, err := l.resolve(ref)
 	if err != nil {
 		return nil, "", err
 	}
@@ -197,6 +201,7 @@ func (l layout) PutBlob(_ context.Context, _ string, digest string, body io.Read
 // PutManifest implements snapshot.Uploader: the manifest becomes a blob and
 // the tag a ref in index.json (replacing an entry of the same ref).
 func (l layout) PutManifest(ctx context.Context, name, tag string, data []byte, contentType string) error {
+	ref := name + ":" + tag
 	digest := "sha256:" + sha256Hex(data)
 	if err := l.PutBlob(ctx, name, digest, strings.NewReader(string(data)), int64(len(data))); err != nil {
 		return err
@@ -212,7 +217,7 @@ func (l layout) PutManifest(ctx context.Context, name, tag string, data []byte, 
 	}
 	kept := idx.Manifests[:0]
 	for _, d := range idx.Manifests {
-		if d.Annotations[refAnnotation] != tag {
+		if d.Annotations[refAnnotation] != ref {
 			kept = append(kept, d)
 		}
 	}
@@ -220,7 +225,7 @@ func (l layout) PutManifest(ctx context.Context, name, tag string, data []byte, 
 		MediaType:   contentType,
 		Digest:      digest,
 		Size:        int64(len(data)),
-		Annotations: map[string]string{refAnnotation: tag},
+		Annotations: map[string]string{refAnnotation: ref},
 	})
 	out, err := json.Marshal(idx)
 	if err != nil {

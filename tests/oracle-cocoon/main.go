@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/cocoonstack/cocoon-common/cloudimg"
 	"github.com/cocoonstack/cocoon-common/manifest"
@@ -52,15 +53,26 @@ func main() {
 	}
 }
 
+// splitRef splits a layout ref NAME:TAG at its last colon into the
+// repository name and tag the peer's registry calls take (the fleet calls
+// Stream and Push with Name = the repository, so the envelope's name is it).
+func splitRef(ref string) (name, tag string) {
+	if i := strings.LastIndex(ref, ":"); i > 0 {
+		return ref[:i], ref[i+1:]
+	}
+	return ref, "latest"
+}
+
 // stream calls snapshot.Stream, which follows an index to its linux/amd64
 // child, validates the layers (fail closed) and writes the import tar.
 func stream(l layout, ref string, rest []string) error {
-	raw, _, err := l.GetManifest(context.Background(), ref, ref)
+	name, tag := splitRef(ref)
+	raw, _, err := l.GetManifest(context.Background(), name, tag)
 	if err != nil {
 		return err
 	}
 	out := bufio.NewWriterSize(os.Stdout, 1<<20)
-	opts := snapshot.StreamOptions{Name: ref, Writer: out}
+	opts := snapshot.StreamOptions{Name: name, Writer: out}
 	if len(rest) > 0 {
 		opts.LocalName = rest[0]
 	}
@@ -95,8 +107,9 @@ func push(l layout, ref string, rest []string) error {
 		return err
 	}
 	p := snapshot.Pusher{Uploader: l, Cocoon: tarRunner{path: rest[0]}}
+	name, tag := splitRef(ref)
 	res, err := p.Push(context.Background(), snapshot.PushOptions{
-		Name: "oracle", Tag: ref,
+		Name: name, Tag: tag,
 		ZstdLevel: *level, ChunkSizeMiB: *chunk, Concurrency: *conc, MemoryBudgetMiB: *budget,
 	})
 	if err != nil {
@@ -108,7 +121,7 @@ func push(l layout, ref string, rest []string) error {
 
 // cloudImage calls cloudimg.Stream.
 func cloudImage(l layout, ref string) error {
-	raw, _, err := l.GetManifest(context.Background(), ref, ref)
+	raw, _, err := l.GetManifest(context.Background(), "", ref)
 	if err != nil {
 		return err
 	}
@@ -121,7 +134,7 @@ func cloudImage(l layout, ref string) error {
 
 // classify calls manifest.Classify on the ref's manifest bytes.
 func classify(l layout, ref string) error {
-	raw, _, err := l.GetManifest(context.Background(), ref, ref)
+	raw, _, err := l.GetManifest(context.Background(), "", ref)
 	if err != nil {
 		return err
 	}
@@ -135,7 +148,7 @@ func classify(l layout, ref string) error {
 
 // config calls snapshot.FetchSnapshotConfig and snapshot.MarshalEnvelope.
 func config(l layout, ref string) error {
-	raw, _, err := l.GetManifest(context.Background(), ref, ref)
+	raw, _, err := l.GetManifest(context.Background(), "", ref)
 	if err != nil {
 		return err
 	}
@@ -143,11 +156,12 @@ func config(l layout, ref string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := snapshot.FetchSnapshotConfig(context.Background(), l, ref, m.Config)
+	name, _ := splitRef(ref)
+	cfg, err := snapshot.FetchSnapshotConfig(context.Background(), l, name, m.Config)
 	if err != nil {
 		return err
 	}
-	env, err := snapshot.MarshalEnvelope(cfg, ref)
+	env, err := snapshot.MarshalEnvelope(cfg, name)
 	if err != nil {
 		return err
 	}
