@@ -85,17 +85,25 @@ pub fn plan(layout: &Layout, manifest: &Descriptor) -> Result<SnapshotPlan> {
     let config: SnapshotConfig = serde_json::from_slice(&raw)
         .map_err(|e| bad(format!("its config is not a snapshot config: {e}")))?;
     let layers = doc.layers.clone().unwrap_or_default();
-    let mut seen = std::collections::BTreeSet::new();
+    let v2 = doc.artifact_type.as_deref() == Some(mt::ARTIFACT_SNAPSHOT_V2);
+    check_layers(&layers, &config, v2).map_err(bad)?;
+    let mut seen = std::collections::BTreeMap::new();
     let mut files = Vec::new();
-    for layer in &layers {
+    for (i, layer) in layers.iter().enumerate() {
         let name = layer
             .title()
             .ok_or_else(|| bad(format!("layer {} has no title", layer.digest)))?;
         validate_file_name(name)?;
-        if !seen.insert(name.to_string()) {
+        let meta = config.files.get(name).cloned().unwrap_or_default();
+        if let Some(first) = seen.insert(name.to_string(), i) {
+            if meta.chunks.is_empty() {
+                return Err(bad(format!(
+                    "layers {first} and {i} are both titled {name:?} and the config lists no \
+                     chunks for it: which is the file? (cocoon's import would keep the last)"
+                )));
+            }
             continue; // later chunks of a file listed in `chunks`
         }
-        let meta = config.files.get(name).cloned().unwrap_or_default();
         let blobs = file_blobs(&layers, layer, &meta.chunks, name).map_err(bad)?;
         let chunks = decoded_chunks(layout, name, blobs, meta.size).map_err(bad)?;
         let too_big = |what: &str| Error::Overflow {
@@ -134,6 +142,62 @@ pub fn plan(layout: &Layout, manifest: &Descriptor) -> Result<SnapshotPlan> {
     Ok(SnapshotPlan { config, files })
 }
 
+/// Refuses, before anything is read or written, what cocoon-common's pull
+/// refuses (`snapshot/pull.go:validateSnapshotLayers`): a layer of a media
+/// type it cannot decode (`manifest/media.go:IsSnapshotLayerMediaType`: the
+/// VM file types, raw and qcow2 disks, octet-stream, each also `+zstd`;
+/// unknown types "must fail the pull", and disk parts belong to OS images),
+/// and, unless the manifest is marked v2, zstd layers or chunked files.
+fn check_layers(
+    layers: &[Descriptor],
+    config: &SnapshotConfig,
+    v2: bool,
+) -> std::result::Result<(), String> {
+    for (i, layer) in layers.iter().enumerate() {
+        let shown = || {
+            let title = layer
+                .title()
+                .map_or_else(String::new, |t| format!(" {t:?}"));
+            format!("layer {i}{title} ({})", layer.digest)
+        };
+        let base = layer
+            .media_type
+            .strip_suffix("+zstd")
+            .unwrap_or(&layer.media_type);
+        if !matches!(
+            base,
+            mt::VM_CONFIG
+                | mt::VM_STATE
+                | mt::VM_MEMORY
+                | mt::VM_CIDATA
+                | mt::DISK_QCOW2
+                | mt::DISK_RAW
+                | mt::GENERIC
+        ) {
+            return Err(format!(
+                "{} is {}, which a snapshot cannot hold (cocoon-common's pull refuses it too)",
+                shown(),
+                layer.media_type
+            ));
+        }
+        if !v2 && base != layer.media_type {
+            return Err(format!(
+                "{} is zstd-compressed but the manifest is not marked {}",
+                shown(),
+                mt::ARTIFACT_SNAPSHOT_V2
+            ));
+        }
+    }
+    let chunked = config.files.iter().find(|(_, f)| !f.chunks.is_empty());
+    if let (false, Some((name, _))) = (v2, chunked) {
+        return Err(format!(
+            "{name:?} is chunked but the manifest is not marked {}",
+            mt::ARTIFACT_SNAPSHOT_V2
+        ));
+    }
+    Ok(())
+}
+
 /// The blobs of the file `name` whose first layer is `layer`: that layer,
 /// or, for a file with `chunks`, those digests from the manifest's layers.
 fn file_blobs(
@@ -159,9 +223,9 @@ fn file_blobs(
 
 /// What each blob of a file decodes to. Raw blobs are what they are. A
 /// file in one zstd blob decodes to the config's `size`; a file cut into
-/// several has each chunk's length in its frame header (both cocoon-common
-/// and epoch-store record it), and together they must make `size`. The
-/// lengths are checked again while decoding, and every blob's digest too.
+/// several has each chunk's length from [`chunk_lengths`], and together
+/// they must make `size`. The lengths are checked again while decoding,
+/// and every blob's digest too.
 fn decoded_chunks(
     layout: &Layout,
     name: &str,
@@ -200,20 +264,16 @@ fn decoded_chunks(
             zstd: true,
         }]);
     }
-    let mut chunks = Vec::new();
-    for blob in blobs {
-        let decoded_len = frame_content_size(layout, &blob).ok_or_else(|| {
-            format!(
-                "{name:?}: chunk {} does not record its decoded size",
-                blob.digest
-            )
-        })?;
-        chunks.push(ChunkRef {
+    let lens = chunk_lengths(layout, name, &blobs, total)?;
+    let chunks: Vec<ChunkRef> = blobs
+        .into_iter()
+        .zip(lens)
+        .map(|(blob, decoded_len)| ChunkRef {
             blob,
             decoded_len,
             zstd: true,
-        });
-    }
+        })
+        .collect();
     let sum = checked_total(chunks.iter().map(|c| c.decoded_len)).ok_or_else(|| {
         format!("{name:?}: its chunks' frames declare more than 2^64 bytes together")
     })?;
@@ -223,6 +283,81 @@ fn decoded_chunks(
         ));
     }
     Ok(chunks)
+}
+
+/// cocoon-common's bound on what one chunk of a file of `size` bytes in `n`
+/// chunks decodes to (`snapshot/pullencoded.go:rawChunkStride`).
+fn raw_chunk_stride(size: u64, n: usize) -> u64 {
+    if n <= 1 || size == 0 {
+        return size;
+    }
+    (size - 1) / (n as u64 - 1) + 1
+}
+
+/// What each compressed chunk of a file of `total` bytes decodes to: the
+/// content size its frame header declares, or, for a frame without one
+/// (Go's `EncodeAll` leaves it out under 256 bytes, so a last chunk of
+/// 1-255 bytes has none), what the others leave when it is the only one,
+/// else what it decodes to, counted. Either way at most cocoon-common's
+/// per-chunk bound; decoding checks every length again.
+fn chunk_lengths(
+    layout: &Layout,
+    name: &str,
+    blobs: &[Descriptor],
+    total: u64,
+) -> std::result::Result<Vec<u64>, String> {
+    let bound = raw_chunk_stride(total, blobs.len());
+    let declared: Vec<Option<u64>> = blobs
+        .iter()
+        .map(|b| frame_content_size(layout, b))
+        .collect();
+    let unknown = declared.iter().filter(|d| d.is_none()).count();
+    let known = checked_total(declared.iter().flatten().copied()).ok_or_else(|| {
+        format!("{name:?}: its chunks' frames declare more than 2^64 bytes together")
+    })?;
+    let over = |d: &Descriptor, len: u64| {
+        format!(
+            "{name:?}: chunk {} decodes to {len} bytes, more than the {bound} a chunk of it can \
+             hold ({total} bytes in {} chunks)",
+            d.digest,
+            blobs.len()
+        )
+    };
+    let mut lens = Vec::with_capacity(blobs.len());
+    for (blob, d) in blobs.iter().zip(declared) {
+        let len = match d {
+            Some(len) => len,
+            None if unknown == 1 => total.checked_sub(known).ok_or_else(|| {
+                format!("{name:?}: its chunks' frames declare {known} bytes, more than the {total} of the file")
+            })?,
+            None => counted_len(layout, blob, bound).map_err(|e| format!("{name:?}: {e}"))?,
+        };
+        if len > bound {
+            return Err(over(blob, len));
+        }
+        lens.push(len);
+    }
+    Ok(lens)
+}
+
+/// What a zstd blob decodes to, counted by decoding it, refused past `bound`.
+fn counted_len(layout: &Layout, blob: &Descriptor, bound: u64) -> std::result::Result<u64, String> {
+    use std::io::Read;
+    let path = layout.blob_path(&blob.digest);
+    let (file, _) = crate::io::input::open_regular(&path).map_err(|e| e.to_string())?;
+    let mut d = zstd::stream::read::Decoder::new(file)
+        .map_err(|e| format!("chunk {}: {e}", blob.digest))?;
+    d.window_log_max(crate::chunks::read::WINDOW_LOG_MAX)
+        .map_err(|e| format!("chunk {}: {e}", blob.digest))?;
+    let n = std::io::copy(&mut d.take(bound + 1), &mut std::io::sink())
+        .map_err(|e| format!("chunk {} does not decode: {e}", blob.digest))?;
+    if n > bound {
+        return Err(format!(
+            "chunk {} decodes to more than {bound} bytes, the most a chunk of it can hold",
+            blob.digest
+        ));
+    }
+    Ok(n)
 }
 
 /// The content size a zstd frame's header declares, if readable. Untrusted:
