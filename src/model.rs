@@ -11,6 +11,7 @@ mod document;
 mod kind;
 pub mod media_type;
 pub mod name;
+pub mod platform;
 
 pub use catalog::{Catalog, Repository};
 pub use descriptor::{Descriptor, Platform};

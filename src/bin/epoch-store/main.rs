@@ -7,6 +7,7 @@ mod output;
 mod progress;
 mod report;
 mod snapshot_options;
+mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -40,6 +40,8 @@ pub struct Args {
     /// The snapshot name in snapshot.json.
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    #[command(flatten)]
+    platform: crate::target::PlatformArg,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
@@ -58,7 +60,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         }
     }
     let layout = ctx.open()?;
-    let desc = layout.resolve(&a.target)?;
+    let desc = crate::target::resolve_following(&layout, &a.target, &a.platform)?;
     let started = Instant::now();
     let bar = crate::progress::Bar::new(ctx.quiet);
     let name = a.name.as_deref();

@@ -10,17 +10,28 @@ use crate::{Ctx, EXIT_OK};
 /// Show a manifest or index: kind, annotations, config, layers and sizes.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  epoch-store inspect vm:v1\n  epoch-store --json inspect sha256:4413..."
+    after_help = "Examples:\n  epoch-store inspect vm:v1\n  epoch-store --json inspect sha256:4413...\n  \
+    epoch-store inspect vm:multi --platform linux/arm64"
 )]
 pub struct Args {
     /// A ref name or a digest.
     #[arg(value_name = "REF|DIGEST")]
     target: String,
+    /// Where REF is an index, show its entry for this platform instead of
+    /// the index (the entry `unpack` and `export-tar` would take).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<epoch_store::model::platform::PlatformSpec>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     let layout = ctx.open()?;
-    let desc = layout.resolve(&args.target)?;
+    let desc = match args.platform {
+        Some(p) => {
+            let arg = crate::target::PlatformArg { platform: Some(p) };
+            crate::target::resolve_following(&layout, &args.target, &arg)?
+        }
+        None => layout.resolve(&args.target)?,
+    };
     if !media_type::is_document(&desc.media_type) {
         anyhow::bail!(
             "{} is a {} blob of {}, not a manifest or index; use `epoch-store cat {}` to read it",

@@ -27,7 +27,8 @@ use crate::{Ctx, EXIT_OK};
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Examples:\n  epoch-store unpack sre-bot:v2 /var/lib/cocoon/snapshots/sre-bot\n  \
-    epoch-store unpack windows:11 /var/lib/cocoon/images"
+    epoch-store unpack windows:11 /var/lib/cocoon/images\n  \
+    epoch-store unpack sre-bot:multi ./sre-bot --platform linux/arm64"
 )]
 pub struct Args {
     /// The snapshot's or OS image's ref or digest.
@@ -38,11 +39,13 @@ pub struct Args {
     /// Replace existing files.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    platform: crate::target::PlatformArg,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     let layout = ctx.open()?;
-    let desc = layout.resolve(&args.target)?;
+    let desc = crate::target::resolve_following(&layout, &args.target, &args.platform)?;
     let (_, doc) = layout.read_document(&desc)?;
     let kind = classify(&doc, Some(&desc.media_type));
     let started = Instant::now();
