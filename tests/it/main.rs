@@ -15,6 +15,7 @@ mod interop;
 mod legacy;
 mod media;
 mod media_unpack;
+mod oras;
 mod os_image;
 mod stumbles;
 mod tar;
