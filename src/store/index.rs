@@ -52,7 +52,7 @@ impl Index {
     fn parse_reason(raw: &[u8]) -> std::result::Result<Index, String> {
         let value: Value =
             serde_json::from_slice(raw).map_err(|e| format!("malformed JSON: {e}"))?;
-        let Value::Object(object) = value else {
+        let Value::Object(mut object) = value else {
             return Err("not a JSON object".into());
         };
         match object.get("schemaVersion") {
@@ -73,6 +73,15 @@ impl Index {
         }
         let list = match object.get("manifests") {
             Some(Value::Array(list)) => list,
+            // oras (oras-go's layout store) writes an emptied layout's list
+            // as `null`, Go's nil slice: no entries. The next write stores `[]`.
+            Some(Value::Null) => {
+                object.insert("manifests".into(), Value::Array(vec![]));
+                return Ok(Index {
+                    object,
+                    entries: vec![],
+                });
+            }
             Some(_) => return Err("`manifests` is not an array".into()),
             None => return Err("`manifests` is missing".into()),
         };
@@ -307,6 +316,20 @@ mod tests {
         idx.set_ref(&"x".parse().unwrap(), &desc(3));
         assert_eq!(idx.entries().len(), 1);
         assert_eq!(idx.find("x").unwrap().unwrap().digest, desc(3).digest);
+    }
+
+    #[test]
+    fn a_null_manifests_list_is_an_empty_one() {
+        let raw = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":null,"annotations":{"k":"v"}}"#;
+        let mut idx = Index::parse(raw).unwrap();
+        assert!(idx.entries().is_empty());
+        idx.set_ref(&"a:1".parse().unwrap(), &desc(1));
+        let out: Value = serde_json::from_slice(&idx.to_bytes()).unwrap();
+        assert_eq!(out["manifests"].as_array().map(Vec::len), Some(1));
+        assert_eq!(out["annotations"]["k"], "v");
+        let empty = Index::parse(raw).unwrap().to_bytes();
+        let out: Value = serde_json::from_slice(&empty).unwrap();
+        assert_eq!(out["manifests"], Value::Array(vec![]));
     }
 
     #[test]

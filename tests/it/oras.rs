@@ -529,6 +529,58 @@ fn oras_push_and_attach_into_our_layout_verify_and_survive_our_gc() {
     st.ok(&["untag", "pushed:again"]);
 }
 
+/// `oras manifest delete` of a layout's last manifest leaves `index.json`
+/// with `"manifests": null` (Go's nil slice). Every command of ours reads
+/// that as an empty layout; the next write makes it an array.
+#[test]
+fn a_layout_oras_emptied_reads_as_empty() {
+    if !have_tool("oras") {
+        return;
+    }
+    let st = Store::empty();
+    let work = st.path("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::write(work.join("a.txt"), b"gone soon").unwrap();
+    let l = s(&st.layout);
+    oras_ok(
+        &st,
+        &work,
+        &["push", "--no-tty", "--oci-layout-path", l, "a:1", "a.txt"],
+    );
+    oras_ok(
+        &st,
+        &work,
+        &[
+            "manifest",
+            "delete",
+            "--force",
+            "--oci-layout-path",
+            l,
+            "a:1",
+        ],
+    );
+    let raw = std::fs::read_to_string(st.layout.join("index.json")).unwrap();
+    assert!(raw.contains(r#""manifests":null"#), "oras wrote {raw}");
+
+    assert_eq!(st.json(&["ls"]), json!([]));
+    let v = assert_verify_clean(&st);
+    assert_eq!(v["roots"], 0, "{v:#}");
+    st.ok(&["gc", "--grace", "0s"]);
+    st.ok(&["du"]);
+    let err = st.fails(2, &["export-archive", "a:1", "-o", s(&st.path("x.tar"))]);
+    assert!(err.contains("a:1"), "{err}");
+    let d = st.add("b:1", &[("b.txt", b"after oras")]);
+    let index = st.index();
+    assert_eq!(
+        index["manifests"].as_array().map(Vec::len),
+        Some(1),
+        "{index:#}"
+    );
+    assert_eq!(index["manifests"][0]["digest"], d);
+    assert_eq!(oras_fetch(&st, &st.layout, "b:1"), cat(&st, "b:1"));
+    assert_verify_clean(&st);
+}
+
 // ---------------------------------------------------------------- cocoonstack's oras push
 
 /// cocoonstack's Windows build (its workflow's "Split qcow2" and "Push to
