@@ -202,6 +202,17 @@ impl Index {
         !positions.is_empty()
     }
 
+    /// Removes every untagged entry of `digest` (a root without a ref name:
+    /// what `add` without `--ref` makes, a referrer `oras attach` lists);
+    /// entries that carry a ref name stay. Returns whether there was one.
+    pub fn remove_untagged(&mut self, digest: &Digest) -> bool {
+        let positions = self.positions(|d| &d.digest == digest && d.ref_name().is_none());
+        for &i in positions.iter().rev() {
+            self.remove_at(i);
+        }
+        !positions.is_empty()
+    }
+
     /// Adds an untagged entry for `target` (a root for gc) unless one exists.
     pub fn add_untagged(&mut self, target: &Descriptor) {
         let exists = self
@@ -354,5 +365,26 @@ mod tests {
         idx.add_untagged(&desc(1));
         assert_eq!(idx.entries().len(), 1);
         assert!(idx.contains_digest(&desc(1).digest));
+    }
+
+    #[test]
+    fn removing_untagged_entries_leaves_the_tagged_ones() {
+        let mut idx = Index::new();
+        idx.add_untagged(&desc(1));
+        idx.set_ref(&"a:1".parse().unwrap(), &desc(1));
+        idx.push(desc(1));
+        idx.add_untagged(&desc(2));
+        assert!(idx.remove_untagged(&desc(1).digest));
+        assert!(!idx.remove_untagged(&desc(1).digest));
+        let left: Vec<_> = idx
+            .entries()
+            .iter()
+            .map(|d| (d.ref_name(), d.digest.clone()))
+            .collect();
+        assert_eq!(
+            left,
+            vec![(Some("a:1"), desc(1).digest), (None, desc(2).digest)]
+        );
+        assert_eq!(Index::parse(&idx.to_bytes()).unwrap(), idx);
     }
 }

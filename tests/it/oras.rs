@@ -408,7 +408,8 @@ fn oras_cp_of_our_artifacts_verifies_and_unpacks() {
 /// our entries; the referrer is an untagged entry. Our gc keeps the
 /// referrer, and through its `subject` the artifact it refers to even
 /// once that is untagged; `copy --all` carries both and `oras discover`
-/// finds the referrer on the other side.
+/// finds the referrer on the other side. `untag DIGEST` drops the
+/// referrer's entry, and then gc takes both away.
 #[test]
 fn oras_push_and_attach_into_our_layout_verify_and_survive_our_gc() {
     if !have_tool("oras") {
@@ -527,6 +528,29 @@ fn oras_push_and_attach_into_our_layout_verify_and_survive_our_gc() {
     st.ok(&["tag", &pushed, "pushed:again"]);
     assert_eq!(discover(&st.layout, "pushed:again"), vec![referrer.clone()]);
     st.ok(&["untag", "pushed:again"]);
+
+    // The referrer's entry goes by its digest; then gc takes it and its subject.
+    let before = st.json(&["gc", "--dry-run", "--grace", "0s"]);
+    st.ok(&["untag", &referrer]);
+    assert_eq!(ls(&st).len(), 1, "{:#?}", ls(&st));
+    let plan = st.json(&["gc", "--dry-run", "--grace", "0s"]);
+    let gone: BTreeSet<&str> = plan["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["digest"].as_str().unwrap())
+        .collect();
+    assert!(
+        gone.contains(referrer.as_str()) && gone.contains(pushed.as_str()),
+        "{plan:#}"
+    );
+    assert_eq!(before["blobs"], json!([]));
+    st.ok(&["gc", "--grace", "0s"]);
+    assert_verify_clean(&st);
+    assert!(!st.blob(&pushed).exists() && !st.blob(&referrer).exists());
+    assert_eq!(cat(&st, "mine:1"), cat(&st, &mine));
+    let err = st.fails(2, &["untag", &referrer]);
+    assert!(err.contains(&referrer), "{err}");
 }
 
 /// `oras manifest delete` of a layout's last manifest leaves `index.json`
