@@ -165,7 +165,7 @@ fn qcow2_image(st: &Store, name: &str) -> (PathBuf, PathBuf) {
 }
 
 fn sources() -> Option<Sources> {
-    if !have_tool("oras") || !have_tool("qemu-img") {
+    if !have_tool("qemu-img") {
         return None;
     }
     let st = Store::new();
@@ -264,6 +264,9 @@ impl Sources {
 /// into the qcow2, and of our files artifact the files themselves.
 #[test]
 fn oras_fetches_and_pulls_what_we_write() {
+    if !have_tool("oras") {
+        return;
+    }
     let Some(src) = sources() else { return };
     let st = &src.st;
     for t in src.targets() {
@@ -352,6 +355,24 @@ fn oras_fetches_and_pulls_what_we_write() {
     for (name, data) in &src.files {
         assert!(&std::fs::read(pulled.join(name)).unwrap() == data, "{name}");
     }
+
+    // A chunked snapshot titles every chunk with its file's name, as
+    // cocoon-common does: oras pull refuses it (unpack is the reader).
+    let pulled = st.path("pulled-vm");
+    std::fs::create_dir(&pulled).unwrap();
+    let args = [
+        "pull",
+        "--no-tty",
+        "--oci-layout-path",
+        s(&st.layout),
+        "vm:v2",
+    ];
+    let out = oras(st, &pulled, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("duplicate name"),
+        "{err}"
+    );
 }
 
 /// `oras cp` out of our layout into a new one: we verify the copy clean
@@ -359,6 +380,9 @@ fn oras_fetches_and_pulls_what_we_write() {
 /// to the originals, and can write to the layout oras made.
 #[test]
 fn oras_cp_of_our_artifacts_verifies_and_unpacks() {
+    if !have_tool("oras") {
+        return;
+    }
     let Some(src) = sources() else { return };
     let st = &src.st;
     let dst = at(st.path("oras-copy"));
