@@ -441,6 +441,12 @@ fn oras_push_and_attach_into_our_layout_verify_and_survive_our_gc() {
     }
     let st = Store::new();
     let mine = st.add("mine:1", &[("mine.txt", b"written by epoch-store")]);
+    // What another tool put into index.json beside the entries.
+    let mut index = st.index();
+    index["annotations"] = json!({"com.example.kept": "yes"});
+    index["com.example.field"] = json!(1);
+    index["manifests"][0]["com.example.entry-field"] = json!(true);
+    st.set_index(&index);
     let work = st.path("oras-files");
     std::fs::create_dir(&work).unwrap();
     std::fs::write(work.join("hello.txt"), b"hello from oras\n").unwrap();
@@ -487,6 +493,18 @@ fn oras_push_and_attach_into_our_layout_verify_and_survive_our_gc() {
     let rows = ls(&st);
     assert_eq!(rows.len(), 3, "{rows:#?}");
     assert_eq!(row(&rows, "mine:1")["digest"], mine);
+    // oras rewrites index.json from its own model: annotations stay, fields
+    // it does not know go (we keep them: docs/format.md).
+    let index = st.index();
+    assert_eq!(index["annotations"]["com.example.kept"], "yes");
+    assert!(index.get("com.example.field").is_none(), "{index:#}");
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["digest"] == mine)
+        .unwrap();
+    assert!(entry.get("com.example.entry-field").is_none(), "{index:#}");
     let pushed = row(&rows, "pushed:1")["digest"]
         .as_str()
         .unwrap()
