@@ -649,9 +649,9 @@ fn a_layout_oras_emptied_reads_as_empty() {
 
 // ---------------------------------------------------------------- cocoonstack's oras push
 
-/// cocoonstack's Windows build (its workflow's "Split qcow2" and "Push to
-/// GHCR via ORAS" steps, as shell), pushing into the layout `LAYOUT`
-/// instead of a registry. The current form: os-image artifact type,
+/// cocoonstack's Windows build (its workflow's split and `oras push`
+/// steps, as shell), pushing into the layout `LAYOUT` instead of a
+/// registry. The current form: os-image artifact type,
 /// `disk.qcow2.part` parts, `cocoonstack.disk.*` annotations.
 const COCOONSTACK_PUSH: &str = r#"
 set -euo pipefail
