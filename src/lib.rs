@@ -73,6 +73,7 @@ pub use store::gc::{Garbage, GcOptions, GcPlan, GcReport};
 pub use store::index::Index;
 pub use store::layout::{
     DOCUMENT_LIMIT, INDEX_LIMIT, InitOptions, LAYOUT_VERSION, Layout, PRIVATE_DIR,
+    looks_like_digest,
 };
 pub use store::reader::BlobReader;
 pub use store::summary::Summary;

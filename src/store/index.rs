@@ -52,7 +52,7 @@ impl Index {
     fn parse_reason(raw: &[u8]) -> std::result::Result<Index, String> {
         let value: Value =
             serde_json::from_slice(raw).map_err(|e| format!("malformed JSON: {e}"))?;
-        let Value::Object(object) = value else {
+        let Value::Object(mut object) = value else {
             return Err("not a JSON object".into());
         };
         match object.get("schemaVersion") {
@@ -73,6 +73,15 @@ impl Index {
         }
         let list = match object.get("manifests") {
             Some(Value::Array(list)) => list,
+            // oras (oras-go's layout store) writes an emptied layout's list
+            // as `null`, Go's nil slice: no entries. The next write stores `[]`.
+            Some(Value::Null) => {
+                object.insert("manifests".into(), Value::Array(vec![]));
+                return Ok(Index {
+                    object,
+                    entries: vec![],
+                });
+            }
             Some(_) => return Err("`manifests` is not an array".into()),
             None => return Err("`manifests` is missing".into()),
         };
@@ -187,6 +196,17 @@ impl Index {
     /// Removes every entry tagged `name`; returns whether there was one.
     pub fn remove_ref(&mut self, name: &str) -> bool {
         let positions = self.positions(|d| d.ref_name() == Some(name));
+        for &i in positions.iter().rev() {
+            self.remove_at(i);
+        }
+        !positions.is_empty()
+    }
+
+    /// Removes every untagged entry of `digest` (a root without a ref name:
+    /// what `add` without `--ref` makes, a referrer `oras attach` lists);
+    /// entries that carry a ref name stay. Returns whether there was one.
+    pub fn remove_untagged(&mut self, digest: &Digest) -> bool {
+        let positions = self.positions(|d| &d.digest == digest && d.ref_name().is_none());
         for &i in positions.iter().rev() {
             self.remove_at(i);
         }
@@ -310,6 +330,20 @@ mod tests {
     }
 
     #[test]
+    fn a_null_manifests_list_is_an_empty_one() {
+        let raw = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":null,"annotations":{"k":"v"}}"#;
+        let mut idx = Index::parse(raw).unwrap();
+        assert!(idx.entries().is_empty());
+        idx.set_ref(&"a:1".parse().unwrap(), &desc(1));
+        let out: Value = serde_json::from_slice(&idx.to_bytes()).unwrap();
+        assert_eq!(out["manifests"].as_array().map(Vec::len), Some(1));
+        assert_eq!(out["annotations"]["k"], "v");
+        let empty = Index::parse(raw).unwrap().to_bytes();
+        let out: Value = serde_json::from_slice(&empty).unwrap();
+        assert_eq!(out["manifests"], Value::Array(vec![]));
+    }
+
+    #[test]
     fn rejects_broken_indexes() {
         for bad in [
             &b"[]"[..],
@@ -331,5 +365,26 @@ mod tests {
         idx.add_untagged(&desc(1));
         assert_eq!(idx.entries().len(), 1);
         assert!(idx.contains_digest(&desc(1).digest));
+    }
+
+    #[test]
+    fn removing_untagged_entries_leaves_the_tagged_ones() {
+        let mut idx = Index::new();
+        idx.add_untagged(&desc(1));
+        idx.set_ref(&"a:1".parse().unwrap(), &desc(1));
+        idx.push(desc(1));
+        idx.add_untagged(&desc(2));
+        assert!(idx.remove_untagged(&desc(1).digest));
+        assert!(!idx.remove_untagged(&desc(1).digest));
+        let left: Vec<_> = idx
+            .entries()
+            .iter()
+            .map(|d| (d.ref_name(), d.digest.clone()))
+            .collect();
+        assert_eq!(
+            left,
+            vec![(Some("a:1"), desc(1).digest), (None, desc(2).digest)]
+        );
+        assert_eq!(Index::parse(&idx.to_bytes()).unwrap(), idx);
     }
 }

@@ -503,8 +503,9 @@ pub(crate) fn foreign_entry(dir: &Path) -> Result<Option<String>> {
     Ok(names.into_iter().next())
 }
 
-/// Whether `spec` is meant as a digest rather than a ref name.
-pub(crate) fn looks_like_digest(spec: &str) -> bool {
+/// Whether `spec` is meant as a digest rather than a ref name: it starts
+/// with `sha256:` or `sha512:` (and must then be a valid digest).
+pub fn looks_like_digest(spec: &str) -> bool {
     Algorithm::ALL.iter().any(|a| {
         spec.strip_prefix(a.name())
             .is_some_and(|rest| rest.starts_with(':'))

@@ -17,6 +17,7 @@ mod interop;
 mod legacy;
 mod media;
 mod media_unpack;
+mod oras;
 mod os_image;
 mod stumbles;
 mod tar;

@@ -62,9 +62,12 @@ impl ArchivePlan {
             what: layout.index_path().display().to_string(),
             reason: format!("malformed JSON: {e}"),
         })?;
-        let list = stored
-            .get("manifests")
-            .and_then(Value::as_array)
+        let list = match stored.get("manifests") {
+            // As `Index::parse` reads it: oras writes an empty list as `null`.
+            Some(Value::Null) => Some(&[][..]),
+            other => other.and_then(Value::as_array).map(Vec::as_slice),
+        };
+        let list = list
             .filter(|l| l.len() == index.entries().len())
             .ok_or_else(|| Error::InvalidDocument {
                 what: layout.index_path().display().to_string(),
