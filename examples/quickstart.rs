@@ -68,7 +68,7 @@ fn main() -> Res<()> {
         mib << 20,
         || {
             let w = layout.writer()?;
-            let m = snapshot::pack(&w, &src, &PackOptions::default(), &NoProgress)?;
+            let m = snapshot::pack(&w, &src, &PackOptions::default(), &NoProgress)?.manifest;
             w.update_index(|i| Ok(i.set_ref(&"sre-agent-bot:v1".parse()?, &m)))?;
             let s = layout.summarize(&m)?;
             Ok((

@@ -251,7 +251,10 @@ fn chunks_whose_frames_all_lack_a_content_size_are_counted() {
         enc.include_contentsize(false).unwrap();
         enc.write_all(piece).unwrap();
         let frame = enc.finish().unwrap();
-        assert!(matches!(zstd::zstd_safe::get_frame_content_size(&frame), Ok(None)));
+        assert!(matches!(
+            zstd::zstd_safe::get_frame_content_size(&frame),
+            Ok(None)
+        ));
         let d = s.put_raw(&frame);
         let mut l = desc(
             "application/vnd.cocoonstack.vm.memory+zstd",

@@ -95,37 +95,45 @@ fn snapshot_files(dir: &Path) {
     fs::write(dir.join("disk.raw"), bytes(50_000, 2)).unwrap();
 }
 
+/// cocoon's export skips every entry that is not a regular file
+/// (`utils/tar.go:TarDir`), and so does `pack snapshot`: a FIFO is skipped
+/// with a warning naming it, at once, never opened (which would block).
 #[test]
-fn pack_snapshot_refuses_a_fifo_in_the_directory() {
+fn pack_snapshot_skips_a_fifo_in_the_directory_without_opening_it() {
     let s = Store::new();
     // A FIFO in place of a data file, of CH's config.json (the CPU and
     // memory input), and of snapshot.json (the envelope).
-    for name in ["memory-ranges", "config.json", "snapshot.json"] {
+    for (i, name) in ["memory-ranges", "config.json", "snapshot.json"]
+        .iter()
+        .enumerate()
+    {
         let dir = s.path(&format!("snap-{name}"));
         snapshot_files(&dir);
         let fifo = dir.join(name);
         let _ = fs::remove_file(&fifo);
         mkfifo(&fifo);
-        refuses_fifo(&s, &["pack", "snapshot", p(&dir), "--ref", "vm:1"], &fifo);
+        let r = format!("vm:{i}");
+        for extra in [&[][..], &["--no-ch-config"][..]] {
+            let mut args = vec!["pack", "snapshot", p(&dir), "--ref", &r];
+            args.extend_from_slice(extra);
+            let out = run_with_timeout(&s, &args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "epoch-store {args:?}: {err}");
+            assert!(
+                err.contains(&format!("skipped \"{name}\": a FIFO")),
+                "epoch-store {args:?}: {err}"
+            );
+            let files = s.json(&["inspect", &r])["files"].clone();
+            let names: Vec<&str> = files
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap())
+                .collect();
+            assert!(!names.contains(name), "{name} not stored: {names:?}");
+        }
     }
-    // --no-ch-config reads config.json as a plain file: still no FIFO.
-    let dir = s.path("snap-plain");
-    snapshot_files(&dir);
-    let fifo = dir.join("config.json");
-    fs::remove_file(&fifo).unwrap();
-    mkfifo(&fifo);
-    refuses_fifo(
-        &s,
-        &[
-            "pack",
-            "snapshot",
-            p(&dir),
-            "--ref",
-            "vm:1",
-            "--no-ch-config",
-        ],
-        &fifo,
-    );
+    s.ok(&["verify"]);
 }
 
 #[test]

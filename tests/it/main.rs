@@ -4,6 +4,7 @@ mod arch;
 mod archive;
 mod cli;
 mod cocoon_oracle;
+mod cocoon_pack;
 mod cocoon_pull;
 mod concurrency;
 mod copy_range;

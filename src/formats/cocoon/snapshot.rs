@@ -89,9 +89,9 @@ mod plan;
 mod scan;
 mod unpack;
 
-pub use pack::pack;
 pub(crate) use pack::{
     FileSource, StoredFile, layer_media_type, store_files, write_snapshot_manifest,
 };
+pub use pack::{Packed, pack};
 pub use plan::{PlannedFile, SnapshotPlan, plan};
 pub use unpack::unpack;

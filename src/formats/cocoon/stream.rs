@@ -37,7 +37,7 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use crate::chunks::write::cut;
 use crate::error::{Error, IoContext, Result};
 use crate::formats::cocoon::snapshot::{
-    PackOptions, StoredFile, layer_media_type, write_snapshot_manifest,
+    PackOptions, Packed, StoredFile, layer_media_type, write_snapshot_manifest,
 };
 use crate::formats::cocoon::tar::TarReader;
 use crate::io::progress::Progress;
@@ -94,14 +94,15 @@ struct Member {
 
 /// Stores cocoon's snapshot tar stream (plain or gzip, as `cocoon snapshot
 /// export` writes it) as a snapshot artifact and returns its manifest's
-/// descriptor, ready for [`crate::Index::set_ref`]. The envelope's config
+/// descriptor, ready for [`crate::Index::set_ref`], with a warning for each
+/// member passed over (what is not a regular file, as cocoon's import). The envelope's config
 /// becomes the snapshot config; each member is stored as `pack` stores
 /// a file, cut and compressed per `options`. `progress` counts stored
 /// bytes read (total unknown: 0). See the [module docs](self).
 ///
 /// # Errors
-/// Bad options; everything [`TarReader`] refuses (links, devices, paths
-/// that are not plain file names, bad sparse records, truncated or
+/// Bad options; everything [`TarReader`] refuses (paths that are not
+/// plain file names, bad sparse records, truncated or
 /// malformed streams, envelopes other than version 1); I/O errors. Blobs
 /// stored before an error are unreferenced: gc reclaims them.
 pub fn import_tar<R: Read>(
@@ -109,7 +110,7 @@ pub fn import_tar<R: Read>(
     reader: R,
     options: &PackOptions,
     progress: &dyn Progress,
-) -> Result<Descriptor> {
+) -> Result<Packed> {
     options.check()?;
     let (mut tar, envelope) = TarReader::new(reader)?;
     let config = envelope.config.to_snapshot_config();
@@ -142,7 +143,11 @@ pub fn import_tar<R: Read>(
             compressed: m.compressed,
         })
         .collect();
-    write_snapshot_manifest(writer, options, config, &files)
+    let manifest = write_snapshot_manifest(writer, options, config, &files)?;
+    Ok(Packed {
+        manifest,
+        warnings: tar.skipped().to_vec(),
+    })
 }
 
 /// Reads every member, cutting each body into chunks sent to the storer.

@@ -106,24 +106,6 @@ fn bad_tars_are_refused_and_nothing_is_tagged() {
             "separator",
         ),
         (
-            "symlink",
-            json!({"name": "l", "type": "symlink", "link": "/etc/passwd"}),
-            "symbolic link",
-        ),
-        (
-            "hardlink",
-            json!({"name": "h", "type": "hardlink", "link": "config.json"}),
-            "hard link",
-        ),
-        (
-            "chr",
-            json!({"name": "null", "type": "chr"}),
-            "character device",
-        ),
-        ("blk", json!({"name": "sda", "type": "blk"}), "block device"),
-        ("fifo", json!({"name": "p", "type": "fifo"}), "FIFO"),
-        ("dir", json!({"name": "d", "type": "dir"}), "directory"),
-        (
             "overlap",
             sparse(r#"[{"o":0,"l":4096},{"o":2048,"l":4096}]"#, "65536", 8192),
             "overlaps",
@@ -160,6 +142,43 @@ fn bad_tars_are_refused_and_nothing_is_tagged() {
         let tar = python_tar(&s, &format!("{name}.tar"), &spec);
         let err = s.fails(2, &["import-tar", tar.to_str().unwrap(), "--ref", "bad:1"]);
         assert!(err.contains(want), "{name}: {err}");
+    }
+    // What is not a regular file is passed over, said, never created, as
+    // cocoon's import and cocoon-common's push pass it over.
+    let passed_over: Vec<(&str, Value, &str)> = vec![
+        (
+            "symlink",
+            json!({"name": "l", "type": "symlink", "link": "/etc/passwd"}),
+            "symbolic link",
+        ),
+        (
+            "hardlink",
+            json!({"name": "h", "type": "hardlink", "link": "config.json"}),
+            "hard link",
+        ),
+        (
+            "chr",
+            json!({"name": "null", "type": "chr"}),
+            "character device",
+        ),
+        ("blk", json!({"name": "sda", "type": "blk"}), "block device"),
+        ("fifo", json!({"name": "p", "type": "fifo"}), "FIFO"),
+        ("dir", json!({"name": "d", "type": "dir"}), "directory"),
+    ];
+    for (name, member, want) in &passed_over {
+        let spec = json!({"envelope": envelope(), "members": [good, member]});
+        let tar = python_tar(&s, &format!("{name}.tar"), &spec);
+        let r = format!("over:{name}");
+        let out = s.run(&["import-tar", tar.to_str().unwrap(), "--ref", &r]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && err.contains(want), "{name}: {err}");
+        let files = s.json(&["inspect", &r])["files"].clone();
+        assert_eq!(
+            files.as_array().unwrap().len(),
+            1,
+            "{name}: only config.json: {files}"
+        );
+        s.ok(&["untag", &r]);
     }
     // No envelope, a bad envelope, truncation, garbage, an empty stream.
     let no_env = python_tar(

@@ -51,16 +51,26 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let bar = crate::progress::Bar::new(ctx.quiet);
     bar.begin("importing", input.total);
     let mut counted = crate::input::Counted::new(input.reader, &bar);
-    let manifest = epoch_store::formats::cocoon::stream::import_tar(
+    let epoch_store::formats::cocoon::snapshot::Packed {
+        manifest, warnings, ..
+    } = epoch_store::formats::cocoon::stream::import_tar(
         &writer,
         &mut counted,
         &options,
         &NoProgress,
     )?;
     bar.finish();
+    for w in &warnings {
+        crate::output::warn(format_args!("epoch-store: warning: {w}"));
+    }
     let summary = tag_and_summarize(&layout, &writer, &a.ref_name, &manifest)?;
     let elapsed = started.elapsed();
-    report_json(ctx, &a.ref_name, &summary, serde_json::json!({}))?;
+    report_json(
+        ctx,
+        &a.ref_name,
+        &summary,
+        serde_json::json!({ "warnings": warnings }),
+    )?;
     let from = input.name.clone();
     ctx.say(format_args!(
         "Imported {from} as {} ({}): {} read, {} stored in {} ({})",

@@ -146,10 +146,20 @@ fn run_snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let writer = ctx.writer(&layout)?;
     let bar = crate::progress::Bar::new(ctx.quiet);
-    let manifest = snapshot::pack(&writer, &a.dir, &options, &bar)?;
+    let snapshot::Packed {
+        manifest, warnings, ..
+    } = snapshot::pack(&writer, &a.dir, &options, &bar)?;
+    for w in &warnings {
+        crate::output::warn(format_args!("epoch-store: warning: {w}"));
+    }
     let summary = tag_and_summarize(&layout, &writer, &a.ref_name, &manifest)?;
     let elapsed = started.elapsed();
-    report_json(ctx, &a.ref_name, &summary, serde_json::json!({}))?;
+    report_json(
+        ctx,
+        &a.ref_name,
+        &summary,
+        serde_json::json!({ "warnings": warnings }),
+    )?;
     ctx.say(format_args!(
         "Packed {} as {} ({}): {} stored in {} ({})",
         a.dir.display(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 
-use super::scan::read_dir;
+use super::scan::{Scanned, read_dir};
 use super::{CHUNK_COUNT, CHUNK_INDEX, COMPRESS_MIN, Format, MAX_CHUNK_SIZE, PackOptions};
 use crate::chunks::write::{Source, put_sources};
 use crate::error::{Error, Result};
@@ -15,17 +15,18 @@ use crate::io::sparse::SparseMap;
 use crate::model::{Descriptor, annotation, media_type as mt};
 use crate::store::writer::Writer;
 
-/// Packs a snapshot directory (regular files only, in name order, as cocoon
-/// exports them). A `snapshot.json` there is the envelope, not a file: its
-/// fields go into the config; without one, CPU and memory are read from
-/// Cloud Hypervisor's `config.json` when it is there (unless
-/// [`PackOptions::ch_config`] is off). Each file is opened once, and the
-/// `config.json` parsed is the one stored. Returns the manifest's
-/// descriptor, ready for [`crate::Index::set_ref`].
+/// Packs a snapshot directory as cocoon exports one: its regular files, in
+/// name order; symlinks (never followed), directories and other entries are
+/// skipped with a warning. A `snapshot.json` there is the envelope, not a
+/// file: its fields go into the config; without one, CPU, memory and NICs
+/// are read from Cloud Hypervisor's `config.json` when it is there (unless
+/// [`PackOptions::ch_config`] is off), and a warning says what is unknown.
+/// Each file is opened once, and the `config.json` parsed is the one
+/// stored.
 ///
 /// # Errors
-/// A name that is not a plain file name, a directory entry that is not a
-/// regular file, a `snapshot.json` that is not cocoon's envelope, a
+/// A name that is not a plain file name, a directory with no regular
+/// file, a `snapshot.json` that is not cocoon's envelope, a
 /// `config.json` that cannot be read or is not Cloud Hypervisor's (naming
 /// what is wrong), a bad chunk size, I/O errors. Nothing references the
 /// blobs written before an error; gc reclaims them.
@@ -34,9 +35,13 @@ pub fn pack(
     dir: &Path,
     options: &PackOptions,
     progress: &dyn Progress,
-) -> Result<Descriptor> {
+) -> Result<Packed> {
     options.check()?;
-    let (files, config) = read_dir(dir, options.ch_config)?;
+    let Scanned {
+        files,
+        config,
+        warnings,
+    } = read_dir(dir, options.ch_config)?;
     let sources: Vec<FileSource<'_>> = files
         .iter()
         .map(|f| FileSource {
@@ -50,7 +55,19 @@ pub fn pack(
     progress.begin("packing", files.iter().map(|f| f.map.stored_len()).sum());
     let stored = store_files(writer, options, &sources, progress)?;
     progress.finish();
-    write_snapshot_manifest(writer, options, config, &stored)
+    let manifest = write_snapshot_manifest(writer, options, config, &stored)?;
+    Ok(Packed { manifest, warnings })
+}
+
+/// What [`pack`] wrote, and what to tell the user about it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Packed {
+    /// The snapshot manifest's descriptor, ready for [`crate::Index::set_ref`].
+    pub manifest: Descriptor,
+    /// Entries skipped (not regular files, as cocoon's export skips them)
+    /// and fields that could not be known (no `snapshot.json`).
+    pub warnings: Vec<String>,
 }
 
 /// A file to store as one of a snapshot's files.

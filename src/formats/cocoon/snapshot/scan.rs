@@ -1,6 +1,6 @@
-//! Reading a snapshot directory to pack: its files, each opened once, the
-//! `snapshot.json` envelope, and CPU and memory from Cloud Hypervisor's
-//! `config.json`.
+//! Reading a snapshot directory to pack: its regular files, each opened
+//! once, the `snapshot.json` envelope, and CPU, memory and NICs from Cloud
+//! Hypervisor's `config.json`.
 
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
@@ -21,16 +21,20 @@ pub(super) struct DirFile {
     pub(super) mode: u32,
 }
 
-pub(super) fn read_dir(dir: &Path, ch_config: bool) -> Result<(Vec<DirFile>, SnapshotConfig)> {
-    let mut names = Vec::new();
-    for e in fs::read_dir(dir).ctx("list directory", dir)? {
-        let e = e.ctx("list directory", dir)?;
-        let name = e.file_name().into_string().map_err(|n| {
-            Error::InvalidArgument(format!("{}: file name {n:?} is not UTF-8", dir.display()))
-        })?;
-        names.push(name);
-    }
-    names.sort();
+/// A snapshot directory read: its regular files, the config its
+/// `snapshot.json` (or Cloud Hypervisor's `config.json`) gives, and what
+/// the user should be told.
+pub(super) struct Scanned {
+    pub(super) files: Vec<DirFile>,
+    pub(super) config: SnapshotConfig,
+    pub(super) warnings: Vec<String>,
+}
+
+/// Reads `dir` as cocoon's export does (`utils/tar.go:TarDir`): its regular
+/// files in name order; every other entry (symlink, directory, FIFO,
+/// socket, device) is skipped, with a warning, and never followed.
+pub(super) fn read_dir(dir: &Path, ch_config: bool) -> Result<Scanned> {
+    let (names, mut warnings) = list_regular(dir)?;
     let mut envelope = None;
     let mut files = Vec::new();
     for name in names {
@@ -61,18 +65,85 @@ pub(super) fn read_dir(dir: &Path, ch_config: bool) -> Result<(Vec<DirFile>, Sna
             mode: md.permissions().mode() & 0o7777,
         });
     }
+    if files.is_empty() {
+        let why = if warnings.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", warnings.join("; "))
+        };
+        return Err(Error::InvalidArgument(format!(
+            "{} has no regular files to pack{why}",
+            dir.display()
+        )));
+    }
     let config = match envelope {
         Some(config) => config,
         None => {
-            let mut config = SnapshotConfig::default();
-            let ch = files.iter().find(|f| f.name == CH_CONFIG);
-            if let (true, Some(f)) = (ch_config, ch) {
-                vm_fields_from_ch_config(f, &mut config)?;
-            }
+            let (config, unknown) = config_without_envelope(dir, &files, ch_config)?;
+            warnings.push(unknown);
             config
         }
     };
-    Ok((files, config))
+    Ok(Scanned {
+        files,
+        config,
+        warnings,
+    })
+}
+
+/// The names of `dir`'s regular files, sorted, and a warning for each
+/// other entry, passed over without following it.
+fn list_regular(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
+    let mut names = Vec::new();
+    let mut warnings = Vec::new();
+    for e in fs::read_dir(dir).ctx("list directory", dir)? {
+        let e = e.ctx("list directory", dir)?;
+        let t = e.file_type().ctx("list directory", dir)?;
+        if !t.is_file() {
+            warnings.push(format!(
+                "skipped {:?}: a {}, not a regular file (cocoon's export skips it too)",
+                e.file_name(),
+                crate::io::input::type_name(t)
+            ));
+            continue;
+        }
+        let name = e.file_name().into_string().map_err(|n| {
+            Error::InvalidArgument(format!("{}: file name {n:?} is not UTF-8", dir.display()))
+        })?;
+        names.push(name);
+    }
+    names.sort();
+    warnings.sort();
+    Ok((names, warnings))
+}
+
+/// The config of a directory without `snapshot.json`: what Cloud
+/// Hypervisor's `config.json` states, and a warning saying what is unknown.
+fn config_without_envelope(
+    dir: &Path,
+    files: &[DirFile],
+    ch_config: bool,
+) -> Result<(SnapshotConfig, String)> {
+    let mut config = SnapshotConfig::default();
+    let ch = files.iter().find(|f| f.name == CH_CONFIG);
+    if let (true, Some(f)) = (ch_config, ch) {
+        vm_fields_from_ch_config(f, &mut config)?;
+    }
+    let from_ch = if config.nics > 0 {
+        format!(
+            " ({} NICs, CPU and memory come from {CH_CONFIG})",
+            config.nics
+        )
+    } else {
+        String::new()
+    };
+    let unknown = format!(
+        "{} has no {SNAPSHOT_JSON} (the envelope `cocoon snapshot export` writes): the \
+         snapshot id, base image and network name are not recorded{from_ch}; cocoon's import \
+         gives it a new id, and a clone of it has no base image to pull",
+        dir.display()
+    );
+    Ok((config, unknown))
 }
 
 /// Cloud Hypervisor's VM config in a snapshot directory.
@@ -98,8 +169,8 @@ fn read_whole(file: &File, path: &Path, limit: u64, what: &str) -> Result<Vec<u8
     Ok(buf)
 }
 
-/// CPU and memory from Cloud Hypervisor's `config.json` (`cpus.boot_vcpus`,
-/// `memory.size`), read from the descriptor the file is stored from. A file
+/// CPU, memory and NICs from Cloud Hypervisor's `config.json`
+/// (`cpus.boot_vcpus`, `memory.size` and `zones`, the `net` devices), read from the descriptor the file is stored from. A file
 /// that cannot be read or is not such a config is an error that says what
 /// is wrong: a snapshot must not be published with 0 vCPUs and 0 B memory
 /// because its config went unread.
@@ -148,6 +219,13 @@ fn vm_fields_from_ch_config(f: &DirFile, config: &mut SnapshotConfig) -> Result<
         ));
     }
     config.memory = memory;
+    // cocoon's clone gives the VM as many NICs as the snapshot had
+    // (`cmd/vm/run.go`: nics = cfg.NICs): one per `net` device.
+    config.nics = match v.get("net") {
+        None | Some(serde_json::Value::Null) => 0,
+        Some(serde_json::Value::Array(net)) => net.len() as i64,
+        Some(other) => return Err(not_ch(format!("its net is {other}, not a list of devices"))),
+    };
     if config.hypervisor.is_empty() {
         config.hypervisor = "cloud-hypervisor".into();
     }

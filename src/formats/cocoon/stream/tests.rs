@@ -135,8 +135,8 @@ fn import_matches_pack_and_export_gives_the_stream_back() -> Result<()> {
     let layout = Layout::init(tmp.path().join("l"))?;
     for opts in options() {
         let w = layout.writer()?;
-        let imported = import_tar(&w, &tar[..], &opts, &NoProgress)?;
-        let packed = pack(&w, &dir, &opts, &NoProgress)?;
+        let imported = import_tar(&w, &tar[..], &opts, &NoProgress)?.manifest;
+        let packed = pack(&w, &dir, &opts, &NoProgress)?.manifest;
         drop(w);
         assert_eq!(imported.artifact_type, packed.artifact_type);
         assert_eq!(
@@ -163,8 +163,8 @@ fn gzip_streams_import_and_bad_ones_fail() -> Result<()> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
     let gz = gz.finish().unwrap();
-    let a = import_tar(&w, &tar[..], &PackOptions::default(), &NoProgress)?;
-    let b = import_tar(&w, &gz[..], &PackOptions::default(), &NoProgress)?;
+    let a = import_tar(&w, &tar[..], &PackOptions::default(), &NoProgress)?.manifest;
+    let b = import_tar(&w, &gz[..], &PackOptions::default(), &NoProgress)?.manifest;
     assert_eq!(without_times(&layout, &a), without_times(&layout, &b));
     for cut_at in [100, 700, tar.len() / 2, tar.len() - 1024] {
         assert!(
@@ -201,7 +201,7 @@ fn damaged_chunks_fail_the_export_and_leave_the_stream_unterminated() -> Result<
     ] {
         let layout = Layout::init(tmp.path().join(name))?;
         let w = layout.writer()?;
-        let m = import_tar(&w, &tar[..], &opts, &NoProgress)?;
+        let m = import_tar(&w, &tar[..], &opts, &NoProgress)?.manifest;
         drop(w);
         let plan = plan(&layout, &m)?;
         let cow = plan.files.iter().find(|f| f.name == "cow.raw").unwrap();
@@ -235,7 +235,7 @@ fn export_to_a_file_names_the_snapshot_after_its_ref() -> Result<()> {
     let tar = sample(&tmp.path().join("snap"));
     let layout = Layout::init(tmp.path().join("l"))?;
     let w = layout.writer()?;
-    let m = import_tar(&w, &tar[..], &PackOptions::default(), &NoProgress)?;
+    let m = import_tar(&w, &tar[..], &PackOptions::default(), &NoProgress)?.manifest;
     w.update_index(|i| {
         i.set_ref(&"registry.local/team/bot:v3".parse().unwrap(), &m);
         Ok(())

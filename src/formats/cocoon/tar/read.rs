@@ -59,6 +59,8 @@ pub struct TarReader<R: Read> {
     seen: HashSet<String>,
     /// The end-of-archive marker was read.
     ended: bool,
+    /// Members passed over, each said in a line.
+    skipped: Vec<String>,
 }
 
 impl<R: Read> std::fmt::Debug for TarReader<R> {
@@ -88,6 +90,7 @@ impl<R: Read> TarReader<R> {
             stream,
             seen: HashSet::new(),
             ended: false,
+            skipped: Vec::new(),
         };
         let envelope = tar.read_envelope()?;
         Ok((tar, envelope))
@@ -176,12 +179,40 @@ impl<R: Read> TarReader<R> {
     }
 
     fn advance(&mut self) -> Result<Option<FileHeader>> {
-        let Some(member) = self.next_member()? else {
-            return Ok(None);
+        let member = loop {
+            let Some(member) = self.next_member()? else {
+                return Ok(None);
+            };
+            // As cocoon's import (`utils/tar.go:ExtractTar`) and
+            // cocoon-common's push do: what is not a regular file is
+            // passed over, never created. Members that carry file data
+            // under another type (GNU sparse, contiguous) or sparse records
+            // are refused by `check` instead: passing them over would drop
+            // data without a word.
+            let data_elsewhere = matches!(member.kind, b'7' | b'S')
+                || member.pax.text(PAX_SPARSE_MAP).is_some()
+                || member.pax.text(PAX_SPARSE_SIZE).is_some();
+            match non_regular(member.kind).filter(|_| !data_elsewhere) {
+                Some(kind) => {
+                    let shown = String::from_utf8_lossy(&member.name).into_owned();
+                    self.skipped.push(format!(
+                        "skipped member {shown:?}: a {kind}, not a regular file (cocoon's import \
+                         skips it too)"
+                    ));
+                    self.stream.start_body(&shown, member.size);
+                }
+                None => break member,
+            }
         };
         let header = self.check(member)?;
         self.stream.start_body(&header.name, header.stored_len);
         Ok(Some(header))
+    }
+
+    /// The members passed over so far (links, directories, devices: what
+    /// cocoon's import skips), each said in a line for the user.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
     }
 
     /// Calls `f` for each file member in order with its header and a reader
