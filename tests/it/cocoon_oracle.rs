@@ -728,3 +728,112 @@ fn a_legacy_store_we_import_streams_into_cocoon_byte_identical() {
     assert_eq!(env["config"]["nics"], 1, "{env}");
     assert_eq!(env["config"]["storage"], 10737418240_u64, "{env}");
 }
+
+/// The manifest and config without what differs by design (docs/interop.md,
+/// "Byte forms that differ"): creation times, our `cocoonstack.snapshot.id`.
+fn comparable(s: &Store, r: &str) -> (Value, Value) {
+    let mut m: Value = serde_json::from_str(&s.ok(&["cat", r])).unwrap();
+    let cfg_digest = m["config"]["digest"].as_str().unwrap().to_string();
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(s.blob(&cfg_digest)).unwrap()).unwrap();
+    cfg.as_object_mut().unwrap().remove("createdAt");
+    let ann = m["annotations"].as_object_mut().unwrap();
+    ann.remove("org.opencontainers.image.created");
+    ann.remove("cocoonstack.snapshot.id");
+    m.as_object_mut().unwrap().remove("config");
+    (m, cfg)
+}
+
+/// The JSON paths at which `ours` and `theirs` differ, each with both
+/// values cut short (a sparse map can be thousands of segments).
+fn differences(ours: &Value, theirs: &Value) -> Vec<String> {
+    fn walk(a: &Value, b: &Value, at: String, out: &mut Vec<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let null = Value::Null;
+                    walk(
+                        x.get(k).unwrap_or(&null),
+                        y.get(k).unwrap_or(&null),
+                        format!("{at}/{k}"),
+                        out,
+                    );
+                }
+            }
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+                for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                    walk(p, q, format!("{at}/{i}"), out);
+                }
+            }
+            _ if a != b => {
+                let cut = |v: &Value| v.to_string().chars().take(120).collect::<String>();
+                out.push(format!("{at}: ours {} theirs {}", cut(a), cut(b)));
+            }
+            _ => {}
+        }
+    }
+    let mut out = vec![];
+    walk(ours, theirs, String::new(), &mut out);
+    out
+}
+
+/// Where neither side compresses, cocoon-common's Pusher and our
+/// `import-tar` of one export tar must write the same layers (digests,
+/// sizes, titles, chunk annotations, media types, order), artifact type
+/// and config fields.
+#[test]
+fn pusher_and_import_tar_write_the_same_snapshot_from_one_export() {
+    let Some(c) = cocoon() else { return };
+    let s = Store::new();
+    let dir = shapes(&s);
+    s.ok(&[
+        "pack",
+        "snapshot",
+        dir.to_str().unwrap(),
+        "--ref",
+        "vm:src",
+        "--format",
+        "v1",
+    ]);
+    c.stream_into_cocoon(&s.layout, "vm:src", "src");
+    let tar = c.export("src");
+    for (name, knobs, ours) in [
+        ("v1", &[][..], &["--format", "v1"][..]),
+        (
+            "chunk1",
+            &["-chunk", "1"][..],
+            &["--chunk-size", "1MiB"][..],
+        ),
+        (
+            "chunk2",
+            &["-chunk", "2"][..],
+            &["--chunk-size", "2MiB"][..],
+        ),
+    ] {
+        let theirs = format!("go:{name}");
+        let mut a = vec![
+            "push".to_string(),
+            path(&s.layout),
+            theirs.clone(),
+            path(&tar),
+        ];
+        a.extend(knobs.iter().map(|k| k.to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        c.oracle_ok(&a);
+        let mine = format!("ours:{name}");
+        let mut a = vec!["import-tar", tar.to_str().unwrap(), "--ref", &mine];
+        a.extend_from_slice(ours);
+        s.ok(&a);
+        let (gm, gc) = comparable(&s, &theirs);
+        let (om, oc) = comparable(&s, &mine);
+        let none: Vec<String> = vec![];
+        assert_eq!(differences(&om, &gm), none, "{name}: manifests");
+        // The one difference by design: cocoon's export writes an all-hole
+        // file's map as `null`, which the Pusher copies and we write `[]`.
+        let all_hole = r#"/files/holes.raw/sparseMap: ours "[]" theirs "null""#;
+        let mut d = differences(&oc, &gc);
+        d.retain(|x| x != all_hole);
+        assert_eq!(d, none, "{name}: configs");
+    }
+}
