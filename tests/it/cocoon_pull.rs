@@ -96,6 +96,19 @@ fn layers_cocoon_commons_pull_cannot_decode_are_refused_naming_the_layer() {
     tag_doc(&s, "case:unknown", OCI_MANIFEST, &m);
     refused_before_a_byte(&s, "case:unknown", &format!("layer 0 \"{first}\""));
     refused_before_a_byte(&s, "case:unknown", "application/vnd.example.unknown");
+    // Reading tools still show it, and say why it will not unpack.
+    let out = s.run(&["inspect", "case:unknown"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("cannot be listed"),
+        "{err}"
+    );
+    let out = s.run(&["ls"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("epoch-store inspect"),
+        "{err}"
+    );
 
     let mut m = v1.clone();
     for l in m["layers"].as_array_mut().unwrap() {

@@ -42,7 +42,22 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         );
     }
     let summary = layout.summarize(&desc)?;
-    let (files, snapshot_config) = files_of(&layout, &desc, &summary)?;
+    let (files, snapshot_config) = match files_of(&layout, &desc, &summary) {
+        Ok(shown) => shown,
+        // A manifest that does not follow its format is still shown (it
+        // is what the user needs to see), without the files it would make.
+        Err(e)
+            if e.downcast_ref::<epoch_store::Error>()
+                .is_some_and(|e| e.kind() == epoch_store::ErrorKind::Malformed) =>
+        {
+            crate::output::warn(format_args!(
+                "epoch-store: warning: {e:#}; its files cannot be listed, and unpack and \
+                 export-tar refuse it"
+            ));
+            (vec![], None)
+        }
+        Err(e) => return Err(e),
+    };
     let raw = layout.read_blob(&desc, DOCUMENT_LIMIT)?;
     let shown = Shown {
         desc: &desc,

@@ -104,7 +104,13 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
 }
 
 fn warn_broken(digest: &Digest, e: &epoch_store::Error) {
-    crate::output::warn(format_args!(
-        "epoch-store: warning: {digest}: {e}; run `epoch-store verify`"
-    ));
+    // verify checks blobs against their digests; a manifest that does not
+    // follow its format (a layer type a snapshot cannot hold) is whole.
+    let next = match e.kind() {
+        epoch_store::ErrorKind::Malformed => {
+            format!("`epoch-store inspect {digest}` shows what it holds")
+        }
+        _ => "run `epoch-store verify`".to_string(),
+    };
+    crate::output::warn(format_args!("epoch-store: warning: {digest}: {e}; {next}"));
 }
