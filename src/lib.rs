@@ -68,7 +68,6 @@ pub use io::digest::{Algorithm, Digest, Hasher};
 pub use io::progress::{NoProgress, Progress};
 pub use model::Descriptor;
 pub use model::name::{MAX_REF_LEN, RefName, split_tag, validate_ref};
-pub use oci_spec;
 pub use store::gc::{Garbage, GcOptions, GcPlan, GcReport};
 pub use store::index::Index;
 pub use store::layout::{

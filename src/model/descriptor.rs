@@ -8,8 +8,38 @@ use serde::{Deserialize, Serialize};
 use super::{annotation, media_type};
 use crate::io::digest::{Algorithm, Digest};
 
-/// A platform (OS, architecture, variant), as `oci-spec` models it.
-pub type Platform = oci_spec::image::Platform;
+/// The platform of a manifest in an index (image-spec `platform`), with
+/// its JSON keys as the spec spells them: `os.version` and `os.features`.
+/// Our own type: `oci-spec` 0.10's `Platform` reads those two as
+/// `osVersion`/`osFeatures` and so loses them from every real index.
+/// Fields epoch-store does not know are not kept (documents are never
+/// re-serialized from this).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// CPU architecture (`amd64`, `arm64`, ...; as written, not normalised).
+    #[serde(default)]
+    pub architecture: String,
+    /// Operating system (`linux`, `windows`, ...; as written).
+    #[serde(default)]
+    pub os: String,
+    /// The OS version the image needs (`10.0.20348.2113` on Windows).
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os_version: Option<String>,
+    /// OS features the image needs (`win32k`).
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os_features: Option<Vec<String>>,
+    /// CPU variant (`v8`, `v7`, `v3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
 
 /// An OCI content descriptor: media type, digest and size of the content it
 /// points to, plus the optional fields of image-spec v1.1.

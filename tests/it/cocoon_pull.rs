@@ -236,7 +236,10 @@ fn a_snapshot_behind_an_index_is_followed_as_cocoon_common_follows_it() {
     let ok = s.run(&["export-tar", "arm:v1", "--platform", "linux/arm64"]);
     assert!(ok.status.success());
     assert!(!String::from_utf8_lossy(&ok.stderr).contains("warning"));
-    let err = s.fails(2, &["unpack", "multi:v1", "x", "--platform", "linux"]);
+    let err = s.fails(
+        2,
+        &["unpack", "multi:v1", "x", "--platform", "linux/amd64/v2/x"],
+    );
     assert!(err.contains("OS/ARCH"), "{err}");
 
     // inspect shows the index, or with --platform the entry.

@@ -21,6 +21,7 @@ mod media;
 mod media_unpack;
 mod oras;
 mod os_image;
+mod platforms;
 mod stumbles;
 mod tar;
 mod transfer;

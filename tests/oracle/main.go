@@ -10,6 +10,10 @@
 //	zstd-decode-stream     zstd.NewReader over the whole stream, cocoon-common's pull of a
 //	                       file with fewer than two chunks in flight (pullencoded.go streamFile)
 //	zstd-frame-info        the frame header as klauspost reads it: one line of JSON
+//	platforms              containerd/platforms: stdin {"parse": [SPEC...], "rank": [{"want":
+//	                       SPEC, "platforms": [PLATFORM...]}...]}; stdout, for each, Parse's
+//	                       result, and the indexes Only(Parse(want)) matches, sorted by its
+//	                       Less (stable), as containerd picks an image from an index
 package main
 
 import (
@@ -18,9 +22,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 
+	"github.com/containerd/platforms"
 	"github.com/klauspost/compress/zstd"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func main() {
@@ -110,5 +117,55 @@ func run(cmd string, args []string) error {
 			"windowSize":     h.WindowSize,
 		})
 	}
+	if cmd == "platforms" {
+		return platformCases(out)
+	}
 	return fmt.Errorf("unknown subcommand %q", cmd)
+}
+
+type rankCase struct {
+	Want      string           `json:"want"`
+	Platforms []specs.Platform `json:"platforms"`
+}
+
+// platformCases answers a batch of platforms.Parse and platforms.Only cases.
+func platformCases(out io.Writer) error {
+	var in struct {
+		Parse []string   `json:"parse"`
+		Rank  []rankCase `json:"rank"`
+	}
+	if err := json.NewDecoder(os.Stdin).Decode(&in); err != nil {
+		return err
+	}
+	var res struct {
+		Parse []any `json:"parse"`
+		Rank  []any `json:"rank"`
+	}
+	for _, s := range in.Parse {
+		p, err := platforms.Parse(s)
+		if err != nil {
+			res.Parse = append(res.Parse, map[string]string{"error": err.Error()})
+			continue
+		}
+		res.Parse = append(res.Parse, p)
+	}
+	for _, c := range in.Rank {
+		want, err := platforms.Parse(c.Want)
+		if err != nil {
+			res.Rank = append(res.Rank, map[string]string{"error": err.Error()})
+			continue
+		}
+		m := platforms.Only(want)
+		idx := []int{}
+		for i, p := range c.Platforms {
+			if m.Match(p) {
+				idx = append(idx, i)
+			}
+		}
+		sort.SliceStable(idx, func(a, b int) bool {
+			return m.Less(c.Platforms[idx[a]], c.Platforms[idx[b]])
+		})
+		res.Rank = append(res.Rank, idx)
+	}
+	return json.NewEncoder(out).Encode(res)
 }

@@ -240,14 +240,7 @@ fn print_files(ctx: &Ctx, files: &[FileRow]) -> anyhow::Result<()> {
 
 fn platform(d: &Descriptor) -> String {
     match &d.platform {
-        Some(p) => {
-            let mut s = format!("{}/{}", p.os(), p.architecture());
-            if let Some(v) = p.variant() {
-                s.push('/');
-                s.push_str(v);
-            }
-            s
-        }
+        Some(p) => epoch_store::model::platform::describe(p),
         None => d.ref_name().unwrap_or("-").to_string(),
     }
 }
