@@ -242,6 +242,30 @@ fn a_snapshot_behind_an_index_is_followed_as_cocoon_common_follows_it() {
     );
     assert!(err.contains("OS/ARCH"), "{err}");
 
+    // ls shows an index's platforms.
+    let ls = s.json(&["ls"]);
+    let row = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ref"] == "multi:v1")
+        .unwrap();
+    assert_eq!(
+        row["platforms"],
+        json!(["linux/arm64", "linux/amd64"]),
+        "{row}"
+    );
+    let snap = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ref"] == "base:v1")
+        .unwrap();
+    assert!(snap.get("platforms").is_none(), "{snap}");
+    assert!(
+        s.ok(&["ls"])
+            .contains("image-index (linux/arm64, linux/amd64)")
+    );
     // inspect shows the index, or with --platform the entry.
     let i = s.json(&["inspect", "multi:v1"]);
     assert_eq!(i["kind"], "image-index", "{i}");

@@ -14,8 +14,12 @@ use crate::{Ctx, EXIT_OK};
 /// LOGICAL is what a snapshot's files or an OS image's disk take once
 /// unpacked, holes included ("-" for other kinds).
 ///
-/// JSON: `[{"ref","digest","mediaType","artifactType","kind","size","logicalSize"}]`,
-/// where `ref` and `logicalSize` may be null.
+/// An index is shown with the platforms of its entries.
+///
+/// JSON: `[{"ref","digest","mediaType","artifactType","kind","size","logicalSize","platforms"}]`,
+/// where `ref` and `logicalSize` may be null, and `platforms` (an index's
+/// entries, `OS/ARCH[/VARIANT]`, `null` for an entry without one) is left
+/// out for what is not an index.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  epoch-store ls\n  epoch-store --json ls | jq -r '.[].ref'")]
 pub struct Args {}
@@ -36,6 +40,9 @@ struct Listing {
     /// For snapshots and OS images: the bytes their files take once
     /// unpacked (holes included); `null` for other kinds.
     logical_size: Option<u64>,
+    /// For an index: each entry's platform.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platforms: Option<Vec<Option<String>>>,
 }
 
 pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
@@ -64,6 +71,22 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
                 .and_then(|s| s.document.as_ref())
                 .and_then(|d| d.artifact_type.clone())
         });
+        let platforms = summary
+            .as_ref()
+            .ok()
+            .filter(|s| s.kind == Kind::ImageIndex)
+            .and_then(|s| s.document.as_ref())
+            .map(|d| {
+                d.manifests
+                    .iter()
+                    .flatten()
+                    .map(|m| {
+                        m.platform
+                            .as_ref()
+                            .map(epoch_store::model::platform::describe)
+                    })
+                    .collect()
+            });
         rows.push(Listing {
             ref_name: entry.ref_name().map(str::to_string),
             digest: entry.digest.clone(),
@@ -72,6 +95,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
             kind,
             size: total,
             logical_size: logical,
+            platforms,
         });
     }
     if ctx.json {
@@ -89,7 +113,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
                 r.ref_name
                     .as_deref()
                     .map_or_else(|| "<untagged>".to_string(), |n| escape(n).into_owned()),
-                r.kind.as_str().to_string(),
+                kind_shown(r),
                 size(r.size),
                 r.logical_size.map_or_else(|| "-".to_string(), size),
                 r.digest.to_string(),
@@ -113,4 +137,18 @@ fn warn_broken(digest: &Digest, e: &epoch_store::Error) {
         _ => "run `epoch-store verify`".to_string(),
     };
     crate::output::warn(format_args!("epoch-store: warning: {digest}: {e}; {next}"));
+}
+
+/// The KIND column: an index with its entries' platforms.
+fn kind_shown(r: &Listing) -> String {
+    match &r.platforms {
+        Some(p) if !p.is_empty() => {
+            let names: Vec<String> = p
+                .iter()
+                .map(|p| escape(p.as_deref().unwrap_or("-")).into_owned())
+                .collect();
+            format!("{} ({})", r.kind.as_str(), names.join(", "))
+        }
+        _ => r.kind.as_str().to_string(),
+    }
 }
