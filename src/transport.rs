@@ -3,3 +3,4 @@
 //! destination filesystem can take.
 
 pub mod copy;
+pub mod platforms;

@@ -24,6 +24,7 @@ use crate::io::filesystem::{self, Medium};
 use crate::io::input::{FileState, file_state};
 use crate::io::progress::Progress;
 use crate::model::name::RefName;
+use crate::model::platform::PlatformSpec;
 use crate::model::{Descriptor, annotation, media_type};
 use crate::store::graph::Graph;
 use crate::store::layout::Layout;
@@ -77,6 +78,9 @@ pub struct CopyPlan {
     pub replaced: Vec<String>,
     /// The destination filesystem.
     pub medium: Medium,
+    /// Documents the copy writes that the source does not hold: indexes
+    /// narrowed to some platforms ([`plan_platforms`]).
+    pub documents: Vec<(Descriptor, Vec<u8>)>,
 }
 
 impl Layout {
@@ -155,9 +159,26 @@ pub(crate) fn check_entry_name(name: &str, entry: &Descriptor) -> Result<()> {
 /// destination holds with another digest (unless `force`); a blob larger
 /// than the destination's largest file; not enough free space.
 pub fn plan(src: &Layout, roots: Vec<Root>, dest: &Path, force: bool) -> Result<CopyPlan> {
+    plan_platforms(src, roots, &[], dest, force)
+}
+
+/// [`plan`], where every root that is an index carries only its images for
+/// `platforms` (each one's best match), under a new index of just those
+/// ([`narrow`](super::platforms::narrow)); the rest is copied whole. No
+/// platforms: [`plan`].
+///
+/// # Errors
+/// As [`plan`], and an index with no image for one of `platforms`.
+pub fn plan_platforms(
+    src: &Layout,
+    roots: Vec<Root>,
+    platforms: &[PlatformSpec],
+    dest: &Path,
+    force: bool,
+) -> Result<CopyPlan> {
     let dest_layout = open_dest(dest)?;
     let medium = filesystem::probe(dest).ctx("statfs", dest)?;
-    let descriptors: Vec<Descriptor> = roots.iter().map(|r| r.descriptor.clone()).collect();
+    let (roots, descriptors, documents) = narrow_roots(src, roots, platforms)?;
     let graph = src.whole_graph(&descriptors, "the source cannot be copied")?;
     let titles = titles(&graph, &roots);
     let sizes: BTreeMap<Digest, u64> = graph
@@ -215,9 +236,44 @@ pub fn plan(src: &Layout, roots: Vec<Root>, dest: &Path, force: bool) -> Result<
         present_bytes,
         replaced,
         medium,
+        documents,
     };
     check_fits(&plan)?;
     Ok(plan)
+}
+
+/// The roots as copied (an index narrowed to `platforms` names its new
+/// index), the descriptors whose graphs the copy carries, and the new
+/// indexes' bytes.
+#[allow(clippy::type_complexity)]
+fn narrow_roots(
+    src: &Layout,
+    roots: Vec<Root>,
+    platforms: &[PlatformSpec],
+) -> Result<(Vec<Root>, Vec<Descriptor>, Vec<(Descriptor, Vec<u8>)>)> {
+    let (mut kept, mut descriptors, mut documents) = (Vec::new(), Vec::new(), Vec::new());
+    for root in roots {
+        let narrowed = if platforms.is_empty() {
+            None
+        } else {
+            super::platforms::narrow(src, root.name.as_deref(), &root.descriptor, platforms)?
+        };
+        match narrowed {
+            Some(n) => {
+                descriptors.extend(n.children);
+                documents.push((n.descriptor.clone(), n.bytes));
+                kept.push(Root {
+                    name: root.name,
+                    descriptor: n.descriptor,
+                });
+            }
+            None => {
+                descriptors.push(root.descriptor.clone());
+                kept.push(root);
+            }
+        }
+    }
+    Ok((kept, descriptors, documents))
 }
 
 /// The destination as a layout, `None` if it is to be created.
@@ -375,6 +431,8 @@ pub fn execute(src: &Layout, plan: &CopyPlan, progress: &dyn Progress) -> Result
             e => e,
         })?;
     }
+    // The narrowed indexes, once everything they name is in place.
+    write_documents(&writer, plan)?;
     let refs = writer.update_index(|index| {
         let mut refs = Vec::new();
         for r in &plan.roots {
@@ -406,6 +464,15 @@ pub fn execute(src: &Layout, plan: &CopyPlan, progress: &dyn Progress) -> Result
         bytes: plan.bytes,
         refs,
     })
+}
+
+/// Writes the documents only the plan holds (narrowed indexes).
+fn write_documents(writer: &crate::store::writer::Writer<'_>, plan: &CopyPlan) -> Result<()> {
+    for (desc, bytes) in &plan.documents {
+        let put = writer.put_bytes(&desc.media_type, bytes)?;
+        debug_assert_eq!(put.digest, desc.digest);
+    }
+    Ok(())
 }
 
 /// Copies one blob: read from the source (mapped where safe), hashed and

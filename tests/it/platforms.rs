@@ -330,3 +330,121 @@ fn our_ranking_is_containerds_on_randomised_indexes() {
         wrong.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
     );
 }
+
+/// A tiny OCI image for `os/arch[/variant]`: one gzip layer holding
+/// `/hello` that names the platform. Returns its manifest descriptor.
+fn image(s: &crate::util::Store, os: &str, arch: &str, variant: &str) -> Value {
+    let mut tar = tar::Builder::new(Vec::new());
+    let body = format!("hello from {os}/{arch}/{variant}\n");
+    let mut h = tar::Header::new_ustar();
+    h.set_size(body.len() as u64);
+    h.set_mode(0o755);
+    h.set_mtime(0);
+    h.set_cksum();
+    tar.append_data(&mut h, "hello", body.as_bytes()).unwrap();
+    let plain = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).unwrap();
+    let layer = gz.finish().unwrap();
+    let mut config = json!({"architecture": arch, "os": os,
+        "rootfs": {"type": "layers", "diff_ids": [crate::util::sha256(&plain)]}, "config": {}});
+    if !variant.is_empty() {
+        config["variant"] = json!(variant);
+    }
+    let config = serde_json::to_vec(&config).unwrap();
+    let m = crate::util::manifest_bytes(
+        crate::util::desc(
+            "application/vnd.oci.image.config.v1+json",
+            &s.put_raw(&config),
+            config.len(),
+        ),
+        vec![crate::util::desc(
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            &s.put_raw(&layer),
+            layer.len(),
+        )],
+    );
+    let mut d = crate::util::desc(crate::util::OCI_MANIFEST, &s.put_raw(&m), m.len());
+    d["platform"] = p(os, arch, variant);
+    d
+}
+
+#[test]
+fn copy_platform_ships_only_the_chosen_images_under_an_index_of_them() {
+    let s = crate::util::Store::new();
+    let entries: Vec<Value> = [
+        ("linux", "amd64", ""),
+        ("linux", "arm64", "v8"),
+        ("linux", "arm", "v7"),
+        ("linux", "arm", "v6"),
+        ("linux", "s390x", ""),
+    ]
+    .iter()
+    .map(|(o, a, v)| image(&s, o, a, v))
+    .collect();
+    let mut idx = json!({"schemaVersion": 2, "mediaType": crate::util::OCI_INDEX,
+        "manifests": entries, "annotations": {"org.example.kept": "yes"}});
+    let raw = serde_json::to_vec(&idx).unwrap();
+    s.root_doc("multi:1", crate::util::OCI_INDEX, &raw);
+    let total_before: u64 = s.json(&["ls"])[0]["size"].as_u64().unwrap();
+
+    let dest = s.path("stick");
+    let out = s.json(&[
+        "copy",
+        "multi:1",
+        "--platform",
+        "linux/arm64",
+        "--platform",
+        "linux/arm",
+        "--to",
+        dest.to_str().unwrap(),
+    ]);
+    // linux/arm is arm/v7 (v6 ranks below it); two images, five blobs
+    // each side of the index: 2 manifests, 2 configs, 2 layers, 1 index.
+    assert_eq!(out["blobs"], 6, "{out}");
+    let d = crate::util::Store {
+        tmp: tempfile::tempdir().unwrap(),
+        layout: dest.clone(),
+    };
+    let copied = d.json(&["ls"]);
+    assert_eq!(
+        copied[0]["platforms"],
+        json!(["linux/arm64/v8", "linux/arm/v7"]),
+        "{copied}"
+    );
+    let narrowed: Value = serde_json::from_str(&d.ok(&["cat", "multi:1"])).unwrap();
+    assert_eq!(narrowed["annotations"]["org.example.kept"], "yes");
+    idx["manifests"] = json!([entries[1], entries[2]]);
+    assert_eq!(
+        narrowed, idx,
+        "the source index but for the entries left out"
+    );
+    assert!(copied[0]["size"].as_u64().unwrap() < total_before);
+    let v = d.json(&["verify"]);
+    assert_eq!(v["problems"], json!([]), "{v}");
+    if crate::util::have_tool("oci-image-tool") {
+        crate::util::sh(
+            Command::new("oci-image-tool")
+                .args(["validate", "--type", "image", "--ref", "name=multi:1"])
+                .arg(&dest),
+        );
+    }
+    // No image for a platform: refused, naming what the index has, nothing written.
+    let other = s.path("other");
+    let err = s.fails(
+        2,
+        &[
+            "copy",
+            "multi:1",
+            "--platform",
+            "windows/amd64",
+            "--to",
+            other.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("no image for windows/amd64") && err.contains("linux/s390x"),
+        "{err}"
+    );
+    assert!(!other.exists(), "nothing written");
+}

@@ -23,6 +23,7 @@ use crate::{Ctx, EXIT_OK};
 #[command(after_help = "Examples:\n  \
     epoch-store copy sre-bot:v2 --to /media/usb/store\n  \
     epoch-store copy --all --to /media/usb/store --dry-run\n  \
+    epoch-store copy alpine:3 --platform linux/arm64 --platform linux/arm/v7 --to /media/usb/store\n  \
     epoch-store --layout /media/usb/store copy --all --to /var/lib/epoch-store\n  \
     epoch-store --json copy sre-bot:v2 --to /media/usb/store --dry-run | jq .bytes")]
 pub struct Args {
@@ -41,6 +42,11 @@ pub struct Args {
     /// Replace refs the destination holds with another digest.
     #[arg(long)]
     force: bool,
+    /// Of an index, carry only the image for this platform (its best match
+    /// by containerd's rules), under a new index of just the images chosen;
+    /// repeatable. What is not an index is copied whole.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Vec<epoch_store::model::platform::PlatformSpec>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
@@ -50,7 +56,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     let src = ctx.open()?;
     let roots = src.roots(&args.refs)?;
     let started = Instant::now();
-    let plan = copy::plan(&src, roots, &args.to, args.force)?;
+    let plan = copy::plan_platforms(&src, roots, &args.platform, &args.to, args.force)?;
     if args.dry_run {
         report_plan(ctx, &plan)?;
         return Ok(EXIT_OK);

@@ -71,22 +71,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> anyhow::Result<u8> {
                 .and_then(|s| s.document.as_ref())
                 .and_then(|d| d.artifact_type.clone())
         });
-        let platforms = summary
-            .as_ref()
-            .ok()
-            .filter(|s| s.kind == Kind::ImageIndex)
-            .and_then(|s| s.document.as_ref())
-            .map(|d| {
-                d.manifests
-                    .iter()
-                    .flatten()
-                    .map(|m| {
-                        m.platform
-                            .as_ref()
-                            .map(epoch_store::model::platform::describe)
-                    })
-                    .collect()
-            });
+        let platforms = summary.as_ref().ok().and_then(platforms_of);
         rows.push(Listing {
             ref_name: entry.ref_name().map(str::to_string),
             digest: entry.digest.clone(),
@@ -137,6 +122,22 @@ fn warn_broken(digest: &Digest, e: &epoch_store::Error) {
         _ => "run `epoch-store verify`".to_string(),
     };
     crate::output::warn(format_args!("epoch-store: warning: {digest}: {e}; {next}"));
+}
+
+/// An index's entries' platforms; `None` for what is not an index.
+fn platforms_of(s: &epoch_store::Summary) -> Option<Vec<Option<String>>> {
+    let doc = s.document.as_ref().filter(|_| s.kind == Kind::ImageIndex)?;
+    Some(
+        doc.manifests
+            .iter()
+            .flatten()
+            .map(|m| {
+                m.platform
+                    .as_ref()
+                    .map(epoch_store::model::platform::describe)
+            })
+            .collect(),
+    )
 }
 
 /// The KIND column: an index with its entries' platforms.
