@@ -6,6 +6,7 @@
 //! - [`legacy`]: legacy epoch stores (catalog.json, manifests/, blobs/).
 
 pub mod cocoon;
+pub mod image;
 pub mod legacy;
 pub mod oci_archive;
 

@@ -14,6 +14,7 @@ mod defects;
 mod du;
 mod go_zstd;
 mod hostile;
+mod images;
 mod inputs;
 mod interop;
 mod legacy;

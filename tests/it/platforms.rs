@@ -333,7 +333,7 @@ fn our_ranking_is_containerds_on_randomised_indexes() {
 
 /// A tiny OCI image for `os/arch[/variant]`: one gzip layer holding
 /// `/hello` that names the platform. Returns its manifest descriptor.
-fn image(s: &crate::util::Store, os: &str, arch: &str, variant: &str) -> Value {
+pub(crate) fn image(s: &crate::util::Store, os: &str, arch: &str, variant: &str) -> Value {
     let mut tar = tar::Builder::new(Vec::new());
     let body = format!("hello from {os}/{arch}/{variant}\n");
     let mut h = tar::Header::new_ustar();
