@@ -9,7 +9,7 @@
 
 mod load;
 
-pub use load::{Image, ImageConfig, Layer, LoadedIndex, MAX_DEPTH, load};
+pub use load::{Image, ImageConfig, Layer, LoadedIndex, MAX_DEPTH, RootFs, load};
 
 use std::io::Read;
 

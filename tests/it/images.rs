@@ -216,3 +216,44 @@ fn images_umoci_makes_and_skopeo_copies_load_and_verify() {
         image.verify_layers(&loader).unwrap();
     }
 }
+
+#[test]
+fn an_image_reached_twice_loads_once_and_nesting_is_bounded() {
+    let s = Store::new();
+    let amd = image(&s, "linux", "amd64", "");
+    let arm = image(&s, "linux", "arm64", "");
+    let wrap = |s: &Store, inner: &Value| {
+        let idx = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [inner]});
+        let raw = serde_json::to_vec(&idx).unwrap();
+        crate::util::desc(OCI_INDEX, &s.put_raw(&raw), raw.len())
+    };
+    let sub = wrap(&s, &amd);
+    tag(
+        &s,
+        "twice:1",
+        OCI_INDEX,
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [amd, sub, arm]}),
+    );
+    let layout = Layout::open(&s.layout).unwrap();
+    assert_eq!(
+        platforms_of(&layout, "twice:1"),
+        ["linux/amd64", "linux/arm64"]
+    );
+    let mut deep = amd.clone();
+    for _ in 0..=epoch_store::formats::image::MAX_DEPTH {
+        deep = wrap(&s, &deep);
+    }
+    tag(
+        &s,
+        "deep:1",
+        OCI_INDEX,
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [deep]}),
+    );
+    let layout = Layout::open(&s.layout).unwrap();
+    let err = load(&LayoutLoader::new(&layout, "deep:1").unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nest more than 16"), "{err}");
+}

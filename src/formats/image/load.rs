@@ -126,8 +126,9 @@ impl LoadedIndex {
 /// # Errors
 /// A Docker schema 1 manifest ([`Error::InvalidDocument`] saying to
 /// convert it); a document that is not a manifest or index; nesting past
-/// [`MAX_DEPTH`] or a cycle; a config that is not an image config or whose
-/// `diff_ids` do not match its layers; the loader's errors.
+/// [`MAX_DEPTH`]; a config that is not an image config or whose
+/// `diff_ids` do not match its layers; the loader's errors. An image
+/// reached twice is loaded once.
 pub fn load(loader: &dyn Loader) -> Result<LoadedIndex> {
     let (raw, media_type) = loader.root()?;
     let mut images = Vec::new();
@@ -159,11 +160,11 @@ fn walk(
     let doc = Document::parse(raw, declared).map_err(|e| bad(e.to_string()))?;
     if let Some(children) = &doc.manifests {
         for child in children {
+            // The same document under two entries is one image (content
+            // addressing makes a true cycle impossible; the depth limit
+            // bounds the rest).
             if !seen.insert(child.digest.clone()) {
-                return Err(bad(format!(
-                    "{} appears twice: a cycle or a repeat",
-                    child.digest
-                )));
+                continue;
             }
             if !mt::is_document(&child.media_type) {
                 continue; // not a manifest or index: nothing to load
