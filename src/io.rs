@@ -10,6 +10,7 @@ pub mod counting;
 pub(crate) mod digest;
 pub(crate) mod durable;
 pub mod filesystem;
+pub mod gzip;
 pub(crate) mod hash;
 pub mod input;
 pub(crate) mod mmap;

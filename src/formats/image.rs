@@ -5,8 +5,10 @@
 //! indexes followed to any depth, every document verified, each image's
 //! platform from its index entry or else its config.
 //! [`LoadedIndex::select_by_platform`] ranks them by containerd's rules;
-//! [`Image::verify_layers`] checks every layer's digest and diffID.
+//! [`Image::verify_layers`] checks every layer's digest and diffID;
+//! [`build::build`] appends layers and settings to a base's images.
 
+pub mod build;
 mod load;
 
 pub use load::{Image, ImageConfig, Layer, LoadedIndex, MAX_DEPTH, RootFs, load};

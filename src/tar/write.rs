@@ -71,6 +71,18 @@ impl HeaderStyle {
         size: u64,
         pax: &[u8],
     ) -> io::Result<()> {
+        self.write_pax(out, name, pax)?;
+        out.write_all(self.header(name, mode, size, kind).as_bytes())
+    }
+
+    /// Writes the PAX extended header of the member `name` holding `pax`
+    /// (from [`pax_data`]), padded; nothing when `pax` is empty.
+    pub(crate) fn write_pax<W: Write + ?Sized>(
+        &self,
+        out: &mut W,
+        name: &str,
+        pax: &[u8],
+    ) -> io::Result<()> {
         if !pax.is_empty() {
             let pax_name = match self.pax_name {
                 PaxName::GoWriter => format!("PaxHeaders.0/{name}"),
@@ -81,7 +93,7 @@ impl HeaderStyle {
             out.write_all(pax)?;
             out.write_all(padding(pax.len() as u64))?;
         }
-        out.write_all(self.header(name, mode, size, kind).as_bytes())
+        Ok(())
     }
 
     /// A ustar header: owner 0, this style's mtime; a name over 100 bytes

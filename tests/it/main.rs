@@ -2,6 +2,7 @@
 
 mod arch;
 mod archive;
+mod build;
 mod cli;
 mod cocoon_oracle;
 mod cocoon_pack;

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod add;
+pub mod build;
 pub mod cat;
 pub mod copy;
 pub mod du;

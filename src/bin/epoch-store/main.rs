@@ -74,6 +74,7 @@ enum Command {
     ExportArchive(commands::export_archive::Args),
     ImportArchive(commands::import_archive::Args),
     Copy(commands::copy::Args),
+    Build(commands::build::Args),
     Du(commands::du::Args),
     ImportLegacy(commands::import_legacy::Args),
 }
@@ -191,6 +192,7 @@ fn main() -> ExitCode {
         Command::ExportArchive(a) => commands::export_archive::run(&ctx, a),
         Command::ImportArchive(a) => commands::import_archive::run(&ctx, a),
         Command::Copy(a) => commands::copy::run(&ctx, a),
+        Command::Build(a) => commands::build::run(&ctx, a),
         Command::Du(a) => commands::du::run(&ctx, a),
         Command::ImportLegacy(a) => commands::import_legacy::run(&ctx, a),
     };
