@@ -52,10 +52,12 @@
 
 mod export;
 mod import;
+mod loader;
 mod tar_in;
 
 pub use export::{ArchivePlan, export_archive, export_archive_file};
 pub use import::{ImportOptions, ImportReport, ImportedRef, RefChange, import_archive};
+pub use loader::ArchiveLoader;
 
 /// What errors name as the thing read.
 const ARCHIVE: &str = "OCI archive";

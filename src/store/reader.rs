@@ -10,8 +10,8 @@ use crate::io::digest::{Digest, Hasher};
 /// `read` returns an `InvalidData` error naming the blob. A consumer that
 /// reads to the end has therefore seen exactly the right bytes.
 #[derive(Debug)]
-pub struct BlobReader {
-    file: File,
+pub struct BlobReader<R: Read = File> {
+    file: R,
     hasher: Option<Hasher>,
     digest: Digest,
     size: u64,
@@ -24,8 +24,8 @@ impl std::fmt::Debug for Hasher {
     }
 }
 
-impl BlobReader {
-    pub(crate) fn new(file: File, digest: Digest, size: u64) -> BlobReader {
+impl<R: Read> BlobReader<R> {
+    pub(crate) fn new(file: R, digest: Digest, size: u64) -> BlobReader<R> {
         BlobReader {
             hasher: Some(Hasher::new(digest.algorithm())),
             file,
@@ -46,7 +46,7 @@ impl BlobReader {
     }
 }
 
-impl Read for BlobReader {
+impl<R: Read> Read for BlobReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.file.read(buf)?;
         self.read += n as u64;

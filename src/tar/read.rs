@@ -82,17 +82,25 @@ impl Dialect {
 type Prefixed<R> = BufReader<Chain<Cursor<Vec<u8>>, R>>;
 
 /// The input, decompressed when it is gzip.
-enum Source<R: Read> {
+enum Input<R: Read> {
     Plain(Prefixed<R>),
     Gzip(Box<MultiGzDecoder<Prefixed<R>>>),
 }
 
+/// The input and how far into the (decompressed) tar it has been read.
+struct Source<R: Read> {
+    input: Input<R>,
+    position: u64,
+}
+
 impl<R: Read> Read for Source<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Source::Plain(r) => r.read(buf),
-            Source::Gzip(r) => r.read(buf),
-        }
+        let n = match &mut self.input {
+            Input::Plain(r) => r.read(buf),
+            Input::Gzip(r) => r.read(buf),
+        }?;
+        self.position += n as u64;
+        Ok(n)
     }
 }
 
@@ -169,11 +177,12 @@ impl<R: Read> TarStream<R> {
             dialect.buffer,
             Cursor::new(magic[..got].to_vec()).chain(reader),
         );
-        let source = if magic[..got] == [0x1f, 0x8b] {
-            Source::Gzip(Box::new(MultiGzDecoder::new(prefixed)))
+        let input = if magic[..got] == [0x1f, 0x8b] {
+            Input::Gzip(Box::new(MultiGzDecoder::new(prefixed)))
         } else {
-            Source::Plain(prefixed)
+            Input::Plain(prefixed)
         };
+        let source = Source { input, position: 0 };
         Ok(Some(TarStream {
             dialect,
             source,
@@ -186,7 +195,13 @@ impl<R: Read> TarStream<R> {
 
     /// Whether the input was gzip-compressed.
     pub(crate) fn is_gzip(&self) -> bool {
-        matches!(self.source, Source::Gzip(_))
+        matches!(self.source.input, Input::Gzip(_))
+    }
+
+    /// How many bytes of the tar (decompressed) have been read: after
+    /// [`TarStream::start_body`], the offset of the member's body.
+    pub(crate) fn position(&self) -> u64 {
+        self.source.position
     }
 
     /// Whether reading failed (the rest cannot be trusted).
@@ -553,43 +568,4 @@ fn parse_pax(d: &Dialect, mut data: &[u8]) -> Result<PaxRecords> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numeric_fields_and_padding() {
-        assert_eq!(parse_octal(b"0000644\0"), Some(0o644));
-        assert_eq!(parse_octal(b"  17 \0\0\0"), Some(0o17));
-        assert_eq!(parse_octal(b"\0\0\0\0"), Some(0));
-        assert_eq!(parse_octal(b"0000689\0"), None);
-        assert_eq!(parse_decimal(b"1024"), Some(1024));
-        for bad in [&b""[..], b"+1", b"-1", b" 1", b"99999999999999999999"] {
-            assert_eq!(parse_decimal(bad), None, "{bad:?}");
-        }
-        assert_eq!(
-            [0, 1, 511, 512, 513].map(padding),
-            [0, 511, 1, 0, 511],
-            "padding to the next block"
-        );
-    }
-
-    #[test]
-    fn text_records_are_kept_only_for_the_dialect_that_asks() -> Result<()> {
-        let mut d = Dialect {
-            what: "test tar",
-            noun: "tar",
-            what_in_limits: false,
-            buffer: 1024,
-            pax_limit: 1024,
-            text_records: &[],
-        };
-        let data = b"13 X.key=abc\n9 size=7\n";
-        let plain = parse_pax(&d, data)?;
-        assert_eq!((plain.text("X.key"), plain.size), (None, Some(7)));
-        d.text_records = &["X.key"];
-        assert_eq!(parse_pax(&d, data)?.text("X.key"), Some("abc"));
-        let e = parse_pax(&d, b"12 X.key=\xff\xfe\n").expect_err("not UTF-8");
-        assert!(e.to_string().contains("not UTF-8"), "{e}");
-        Ok(())
-    }
-}
+mod tests;

@@ -161,7 +161,7 @@ pub fn import_archive<R: Read>(
     Ok(report)
 }
 
-fn outside(name: &str) -> Error {
+pub(super) fn outside(name: &str) -> Error {
     bad(format!(
         "member {name:?} refused: an OCI archive holds only oci-layout, index.json and \
          blobs/<alg>/<hex>"
@@ -177,7 +177,7 @@ fn too_large(member: &str, size: u64, limit: u64) -> Error {
 }
 
 /// `blobs/<alg>/<hex>` as a digest, or why the name is refused.
-fn blob_name(name: &str) -> Result<Digest> {
+pub(super) fn blob_name(name: &str) -> Result<Digest> {
     let Some(rest) = name.strip_prefix("blobs/") else {
         return Err(outside(name));
     };
@@ -197,7 +197,7 @@ fn blob_name(name: &str) -> Result<Digest> {
     })
 }
 
-fn check_marker(raw: &[u8]) -> Result<()> {
+pub(super) fn check_marker(raw: &[u8]) -> Result<()> {
     let value: serde_json::Value = serde_json::from_slice(raw)
         .map_err(|e| bad(format!("its oci-layout is not valid JSON: {e}")))?;
     match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {

@@ -83,6 +83,16 @@ impl<R: Read> TarIn<R> {
         self.stream.body()
     }
 
+    /// The offset in the (decompressed) tar of the current member's body.
+    pub(super) fn body_offset(&self) -> u64 {
+        self.stream.position()
+    }
+
+    /// Whether the archive is gzip-compressed.
+    pub(super) fn is_gzip(&self) -> bool {
+        self.stream.is_gzip()
+    }
+
     /// Reads the current member's whole body (the caller checked its size).
     pub(super) fn read_body(&mut self, what: &str) -> Result<Vec<u8>> {
         self.stream.read_body(what)
