@@ -79,7 +79,9 @@ pub fn unpack(
                 )?;
                 (path, part.layer.size)
             }
-            Packing::Tar => untar(layout, part, dir, replace, progress)?,
+            Packing::Tar => {
+                untar(layout, part, dir, replace, progress).map_err(|e| named(e, part))?
+            }
         };
         out.push(Unpacked {
             role: part.role,
@@ -90,6 +92,17 @@ pub fn unpack(
     progress.finish();
     session.finish()?;
     Ok(out)
+}
+
+/// Names the layer and its file in a tar reader's error, which names only
+/// "ECI legacy layer".
+fn named(e: Error, part: &Part) -> Error {
+    let what = format!("ECI legacy layer {} ({})", part.layer.digest, part.name);
+    match e {
+        Error::Stream { op, source, .. } => Error::Stream { op, what, source },
+        Error::InvalidDocument { reason, .. } => Error::InvalidDocument { what, reason },
+        other => other,
+    }
 }
 
 /// Writes the one regular file a legacy layer's tar holds to `part.name`
@@ -103,7 +116,7 @@ fn untar(
     progress: &dyn Progress,
 ) -> Result<(PathBuf, u64)> {
     let layer = &part.layer;
-    let bad = |why: String| DIALECT.bad(format!("layer {} ({}): {why}", layer.digest, part.name));
+    let bad = |why: String| DIALECT.bad(why);
     let reader = Counted {
         inner: layout.open_blob(layer)?,
         progress,
