@@ -2,10 +2,12 @@
 //! artifacts in the store and back.
 //!
 //! - [`cocoon`]: cocoonstack VM snapshots, their tar stream, OS disk images;
+//! - [`eci`]: lf-edge edge-container images (kernel, initrd, disks, config);
 //! - [`oci_archive`]: an OCI layout as one tar (skopeo's `oci-archive:`);
 //! - [`legacy`]: legacy epoch stores (catalog.json, manifests/, blobs/).
 
 pub mod cocoon;
+pub mod eci;
 pub mod image;
 pub mod legacy;
 pub mod oci_archive;

@@ -8,6 +8,7 @@ pub mod annotation;
 mod catalog;
 mod descriptor;
 mod document;
+pub mod eci;
 mod kind;
 pub mod media_type;
 pub mod name;

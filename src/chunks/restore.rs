@@ -105,7 +105,7 @@ pub fn restore_file(
 /// Gives the restored file its mode, where the filesystem keeps modes:
 /// FAT has none, and fusefat refuses `chmod` outright (`ENOSYS`), which is
 /// no reason to refuse the unpack.
-fn set_mode(file: &File, path: &Path, mode: u32) -> Result<()> {
+pub(crate) fn set_mode(file: &File, path: &Path, mode: u32) -> Result<()> {
     use rustix::io::Errno;
     use std::os::unix::fs::PermissionsExt;
     match file.set_permissions(fs::Permissions::from_mode(mode & 0o7777)) {

@@ -82,7 +82,10 @@ impl Document {
         if expected_index == Some(false) && looks_index {
             return Err("a manifest with a `manifests` array".into());
         }
-        if doc.schema_version != Some(2) {
+        // lf-edge's Pusher marshals its manifest without setting the
+        // version (`"schemaVersion":0`); its ECIs are read all the same.
+        let lfedge = doc.schema_version == Some(0) && super::eci::is_eci(&doc);
+        if doc.schema_version != Some(2) && !lfedge {
             return Err(format!(
                 "schemaVersion is {}, expected 2",
                 doc.schema_version
@@ -144,6 +147,12 @@ mod tests {
                 .contains("contradicts")
         );
         assert!(Document::parse(b"{\"schemaVersion\":1,\"manifests\":[]}", None).is_err());
+        let v0 = format!(r#"{{"schemaVersion":0,"config":{D},"layers":[]}}"#);
+        assert!(Document::parse(v0.as_bytes(), None).is_err());
+        let eci = format!(
+            r#"{{"schemaVersion":0,"config":{D},"layers":[{{"mediaType":"a/b","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2,"annotations":{{"org.lfedge.eci.role":"kernel"}}}}]}}"#
+        );
+        assert!(Document::parse(eci.as_bytes(), None).is_ok());
         assert!(Document::parse(b"[1,2]", None).is_err());
         let no_manifests = r#"{"schemaVersion":2}"#;
         assert!(Document::parse(no_manifests.as_bytes(), Some(media_type::OCI_INDEX)).is_err());

@@ -17,6 +17,10 @@ pub enum Kind {
     CloudImage,
     /// A cocoonstack VM snapshot (v1 or v2).
     Snapshot,
+    /// An lf-edge edge-container image (ECI): kernel, initrd, disks,
+    /// config and other files, in lf-edge's "artifacts" or "legacy" format
+    /// (see [`model::eci`](crate::model::eci)).
+    Eci,
     /// An ordinary container image (OCI or Docker config).
     ContainerImage,
     /// An OCI index or Docker manifest list.
@@ -31,6 +35,7 @@ impl Kind {
         match self {
             Kind::CloudImage => "cloud-image",
             Kind::Snapshot => "snapshot",
+            Kind::Eci => "eci",
             Kind::ContainerImage => "container-image",
             Kind::ImageIndex => "image-index",
             Kind::Unknown => "unknown",
@@ -45,7 +50,8 @@ impl fmt::Display for Kind {
 }
 
 /// Classifies a document; the first matching rule wins: artifactType
-/// os-image or windows-image, then snapshot v1/v2, then an OCI or Docker
+/// os-image or windows-image, then snapshot v1/v2, then an lf-edge ECI
+/// (whose legacy format has an OCI image config), then an OCI or Docker
 /// image config, then an index or list, else unknown.
 ///
 /// `top_media_type` is the media type the document is known by (its
@@ -59,6 +65,9 @@ pub fn classify(doc: &Document, top_media_type: Option<&str>) -> Kind {
         Some(mt::ARTIFACT_OS_IMAGE | mt::ARTIFACT_WINDOWS_IMAGE) => return Kind::CloudImage,
         Some(mt::ARTIFACT_SNAPSHOT | mt::ARTIFACT_SNAPSHOT_V2) => return Kind::Snapshot,
         _ => {}
+    }
+    if super::eci::is_eci(doc) {
+        return Kind::Eci;
     }
     let config = doc.config.as_ref().map(|c| c.media_type.as_str());
     if matches!(config, Some(mt::OCI_IMAGE_CONFIG | mt::DOCKER_CONFIG)) {
@@ -127,6 +136,17 @@ mod tests {
         assert_eq!(
             classify(&manifest(Some("application/x-other"), mt::OCI_EMPTY), None),
             Kind::Unknown
+        );
+        let mut eci = manifest(None, mt::OCI_IMAGE_CONFIG);
+        let mut layer = Descriptor::empty();
+        layer
+            .annotations
+            .insert(crate::model::eci::ANNOTATION_ROLE.into(), "kernel".into());
+        eci.layers = Some(vec![layer]);
+        assert_eq!(classify(&eci, None), Kind::Eci);
+        assert_eq!(
+            classify(&manifest(None, crate::model::eci::CONFIG), None),
+            Kind::Eci
         );
         let index = Document {
             schema_version: Some(2),

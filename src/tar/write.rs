@@ -115,6 +115,76 @@ impl HeaderStyle {
     }
 }
 
+/// The headers Go's `archive/tar` `Writer.WriteHeader` writes for a
+/// regular file with only `Name`, `Size`, `Mode` and `ModTime` set (as
+/// lf-edge's `tgz.Compress` sets them), byte for byte: a ustar header with
+/// Go's field forms (devmajor and devminor written as octal zeros, the
+/// checksum as six digits, NUL, space); for a name over 100 bytes or not
+/// ASCII, or a size of 8 GiB or more, first a PAX extended header named
+/// `PaxHeaders.0/<name>` (mode, owner and mtime 0, no device fields) with
+/// the `path` and `size` records, and the ustar name cut to its ASCII
+/// characters. `mode` keeps only the permission bits; `mtime` must fit 11
+/// octal digits.
+pub(crate) fn go_file_headers(name: &str, mode: u32, mtime: u64, size: u64) -> Vec<u8> {
+    let long_name = name.len() > USTAR_NAME_LEN || !name.is_ascii();
+    let big = size > USTAR_SIZE_MAX;
+    let mut out = Vec::with_capacity(3 * BLOCK);
+    if long_name || big {
+        let mut records = Vec::new();
+        if long_name {
+            records.push(("path", name.to_string()));
+        }
+        if big {
+            records.push(("size", size.to_string()));
+        }
+        let data = pax_data(&records);
+        let pax_name = format!("PaxHeaders.0/{name}");
+        let block = go_block(&pax_name, 0, data.len() as u64, 0, b'x', false);
+        out.extend_from_slice(&block);
+        out.extend_from_slice(&data);
+        out.extend_from_slice(padding(data.len() as u64));
+    }
+    let size_field = if big { 0 } else { size };
+    out.extend_from_slice(&go_block(name, mode & 0o777, size_field, mtime, b'0', true));
+    out
+}
+
+/// One header block as Go's `archive/tar` formats it: the name's ASCII
+/// characters cut at 100 bytes, octal fields zero-padded and NUL-ended,
+/// ustar magic, the device fields only when `devices` (Go's
+/// `writeRawFile`, which writes PAX headers, leaves them empty).
+fn go_block(name: &str, mode: u32, size: u64, mtime: u64, flag: u8, devices: bool) -> [u8; BLOCK] {
+    fn octal(field: &mut [u8], value: u64) {
+        let digits = format!("{value:0width$o}", width = field.len() - 1);
+        let n = digits.len().min(field.len() - 1);
+        field[..n].copy_from_slice(&digits.as_bytes()[digits.len() - n..]);
+        field[n] = 0;
+    }
+    let mut b = [0u8; BLOCK];
+    let ascii: Vec<u8> = name.bytes().filter(u8::is_ascii).collect();
+    let mut n = ascii.len().min(USTAR_NAME_LEN);
+    while n > 0 && ascii[n - 1] == b'/' && flag == b'x' {
+        n -= 1;
+    }
+    b[..n].copy_from_slice(&ascii[..n]);
+    octal(&mut b[100..108], u64::from(mode));
+    octal(&mut b[108..116], 0);
+    octal(&mut b[116..124], 0);
+    octal(&mut b[124..136], size);
+    octal(&mut b[136..148], mtime);
+    b[156] = flag;
+    b[257..265].copy_from_slice(b"ustar\x0000");
+    if devices {
+        octal(&mut b[329..337], 0);
+        octal(&mut b[337..345], 0);
+    }
+    b[148..156].copy_from_slice(b"        ");
+    let sum: u64 = b.iter().map(|&x| u64::from(x)).sum();
+    octal(&mut b[148..155], sum);
+    b[155] = b' ';
+    b
+}
+
 /// The PAX records a member of `name` and `size` needs: `path` first when
 /// the name is over 100 bytes, then `extra` as given, then `size` when the
 /// size is over [`USTAR_SIZE_MAX`].
@@ -182,6 +252,34 @@ mod tests {
                 .collect();
             assert_eq!(prefix.parse::<usize>().ok(), Some(data.len()));
         }
+    }
+
+    /// The bytes Go 1.26's `archive/tar` wrote for `cfg.json`, mode 0644,
+    /// mtime 1000, 8 bytes (lf-edge's `tgz.Compress`): the first 512.
+    #[test]
+    fn go_headers_are_what_go_writes() {
+        let h = go_file_headers("cfg.json", 0o100644, 1000, 8);
+        assert_eq!(h.len(), BLOCK);
+        assert_eq!(&h[..8], b"cfg.json");
+        let fields: &[&[u8]] = &[
+            b"0000644\0",
+            b"0000000\0",
+            b"0000000\0",
+            b"00000000010\0",
+            b"00000001750\0",
+            b"010643\0 ",
+        ];
+        assert_eq!(&h[100..156], fields.concat().as_slice());
+        assert_eq!(h[156], b'0');
+        assert_eq!(&h[257..265], b"ustar\x0000");
+        assert_eq!(&h[329..345], b"0000000\x000000000\x00");
+        let header = tar::Header::from_byte_slice(&h);
+        assert_eq!(header.cksum().unwrap(), 0o10643);
+        let long = go_file_headers(&"n".repeat(101), 0o644, 0, 1);
+        assert_eq!(long.len(), 3 * BLOCK);
+        assert_eq!(&long[..16], b"PaxHeaders.0/nnn");
+        assert_eq!(long[156], b'x');
+        assert_eq!(&long[2 * BLOCK + 100..2 * BLOCK + 101], b"0");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod crash;
 mod damage;
 mod defects;
 mod du;
+mod eci;
 mod go_zstd;
 mod hostile;
 mod images;

@@ -14,6 +14,7 @@
 //	                       SPEC, "platforms": [PLATFORM...]}...]}; stdout, for each, Parse's
 //	                       result, and the indexes Only(Parse(want)) matches, sorted by its
 //	                       Less (stable), as containerd picks an image from an index
+//	eci-push, eci-pull     lf-edge/edge-containers' Pusher and Puller (see eci.go)
 package main
 
 import (
@@ -119,6 +120,9 @@ func run(cmd string, args []string) error {
 	}
 	if cmd == "platforms" {
 		return platformCases(out)
+	}
+	if handled, err := eciRun(cmd, args, out); handled {
+		return err
 	}
 	return fmt.Errorf("unknown subcommand %q", cmd)
 }

@@ -15,6 +15,7 @@ pub mod init;
 pub mod inspect;
 pub mod ls;
 pub mod pack;
+mod pack_eci;
 pub mod tag;
 pub mod unpack;
 pub mod untag;

@@ -58,6 +58,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e),
     };
+    let eci = match summary.kind {
+        epoch_store::model::Kind::Eci => Some(epoch_store::formats::eci::read(&layout, &desc)?),
+        _ => None,
+    };
     let raw = layout.read_blob(&desc, DOCUMENT_LIMIT)?;
     let shown = Shown {
         desc: &desc,
@@ -65,6 +69,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         doc: summary.document.as_ref().expect("a document was read"),
         files: &files,
         snapshot_config: snapshot_config.as_ref(),
+        eci: eci.as_ref(),
     };
     if ctx.json {
         print_json(&shown, &raw)?;
@@ -81,6 +86,7 @@ struct Shown<'a> {
     doc: &'a Document,
     files: &'a [FileRow],
     snapshot_config: Option<&'a SnapshotConfig>,
+    eci: Option<&'a epoch_store::formats::eci::EciImage>,
 }
 
 /// The files a snapshot or an OS image unpacks to (none for other kinds),
@@ -119,6 +125,7 @@ fn print_json(s: &Shown<'_>, raw: &[u8]) -> anyhow::Result<()> {
         "subject": doc.subject,
         "files": s.files,
         "snapshotConfig": s.snapshot_config,
+        "eci": s.eci.map(eci_json),
         "manifest": manifest,
     }))
 }
@@ -164,6 +171,9 @@ fn print_human(ctx: &Ctx, s: &Shown<'_>) -> anyhow::Result<()> {
         }
     }
     print_files(ctx, s.files)?;
+    if let Some(eci) = s.eci {
+        print_roles(ctx, eci)?;
+    }
     if let Some(subject) = &doc.subject {
         ctx.answer(format_args!(
             "Subject:       {} {}",
@@ -233,6 +243,51 @@ fn print_files(ctx: &Ctx, files: &[FileRow]) -> anyhow::Result<()> {
             if f.chunks == 1 { "" } else { "s" },
             if f.compressed { ", zstd" } else { "" },
             f.mode
+        ))?;
+    }
+    Ok(())
+}
+
+/// An ECI's format and roles, for `--json`.
+fn eci_json(eci: &epoch_store::formats::eci::EciImage) -> serde_json::Value {
+    let roles: Vec<_> = eci
+        .parts
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "role": p.role,
+                "name": p.name,
+                "index": p.index,
+                "diskType": p.disk_type,
+                "mediaType": p.eci_media_type,
+                "packing": p.packing,
+                "digest": p.layer.digest,
+                "size": p.layer.size,
+            })
+        })
+        .collect();
+    serde_json::json!({ "format": eci.format, "roles": roles })
+}
+
+/// An ECI's roles: the file each unpacks to, its type and stored size.
+fn print_roles(ctx: &Ctx, eci: &epoch_store::formats::eci::EciImage) -> anyhow::Result<()> {
+    ctx.answer(format_args!(
+        "ECI roles ({}, {} format):",
+        eci.parts.len(),
+        eci.format
+    ))?;
+    for p in &eci.parts {
+        let role = match p.index {
+            Some(i) => format!("{} {i}", p.role),
+            None => p.role.to_string(),
+        };
+        ctx.answer(format_args!(
+            "  {:<8} {:<28} {:<6} {:>10} stored  {}",
+            role,
+            p.name,
+            p.disk_type.map_or("-", |t| t.name()),
+            size(p.layer.size),
+            p.eci_media_type
         ))?;
     }
     Ok(())

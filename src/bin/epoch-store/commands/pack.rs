@@ -12,7 +12,7 @@ use crate::report::{report_json, tag_and_summarize};
 use crate::snapshot_options::{SnapshotOptions, parse_size};
 use crate::{Ctx, EXIT_OK};
 
-/// Pack VM artifacts into the layout.
+/// Pack VM artifacts (snapshots, OS images, edge-container images) into the layout.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]
@@ -23,6 +23,7 @@ pub struct Args {
 enum What {
     Snapshot(SnapshotArgs),
     Image(ImageArgs),
+    Eci(Box<super::pack_eci::EciArgs>),
 }
 
 /// Pack a VM snapshot directory as a cocoonstack snapshot artifact.
@@ -95,6 +96,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
     match args.what {
         What::Snapshot(a) => run_snapshot(ctx, a),
         What::Image(a) => run_image(ctx, a),
+        What::Eci(a) => super::pack_eci::run(ctx, *a),
     }
 }
 

@@ -8,11 +8,14 @@ use epoch_store::model::{Kind, classify};
 use crate::output::{duration, size};
 use crate::{Ctx, EXIT_OK};
 
-/// Restore a snapshot's files, or an OS image's disk, into a directory.
+/// Restore a snapshot's files, an OS image's disk, or an ECI's files into a directory.
 ///
 /// A snapshot becomes its files; an OS image (cloud-image) becomes one disk
 /// file, its parts joined in title order as cocoon-common does and named
-/// after them (NAME.00.qcow2.part, ... -> NAME). Every byte is checked
+/// after them (NAME.00.qcow2.part, ... -> NAME); an edge-container image
+/// (eci) becomes one file per role, named by its title (kernel, initrd,
+/// disk-root-NAME, disk-N-NAME, config.json, other files by their names),
+/// from its layer or, in the legacy format, from the tar the layer holds. Every byte is checked
 /// against its digest on the way; holes and all-zero blocks are left as
 /// holes; modes are restored; each file is fsynced and renamed into place.
 /// Existing files are refused without --force. Only plain file names are
@@ -28,10 +31,11 @@ use crate::{Ctx, EXIT_OK};
 #[command(
     after_help = "Examples:\n  epoch-store unpack sre-bot:v2 /var/lib/cocoon/snapshots/sre-bot\n  \
     epoch-store unpack windows:11 /var/lib/cocoon/images\n  \
+    epoch-store unpack eve/app:1 ./app\n  \
     epoch-store unpack sre-bot:multi ./sre-bot --platform linux/arm64"
 )]
 pub struct Args {
-    /// The snapshot's or OS image's ref or digest.
+    /// The snapshot's, OS image's or ECI's ref or digest.
     #[arg(value_name = "REF")]
     target: String,
     /// The directory to restore into (created if absent).
@@ -59,9 +63,12 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
             &layout, &desc, &args.dir, &options, &bar,
         )
         .map(|f| vec![f]),
+        Kind::Eci => epoch_store::formats::eci::unpack(&layout, &desc, &args.dir, args.force, &bar)
+            .map(|files| files.into_iter().map(|f| f.path).collect()),
         other => anyhow::bail!(
-            "{} is a {other}; unpack restores snapshots (into their files) and OS images \
-             (cloud-image, into one disk file); use `epoch-store cat` for single blobs",
+            "{} is a {other}; unpack restores snapshots (into their files), OS images \
+             (cloud-image, into one disk file) and edge-container images (eci, a file per role); \
+             use `epoch-store cat` for single blobs",
             args.target
         ),
     };
