@@ -3,9 +3,11 @@
 //!
 //! - [`cocoon`]: cocoonstack VM snapshots, their tar stream, OS disk images;
 //! - [`oci_archive`]: an OCI layout as one tar (skopeo's `oci-archive:`);
+//! - [`docker_archive`]: `docker save`'s tarball (skopeo's `docker-archive:`);
 //! - [`legacy`]: legacy epoch stores (catalog.json, manifests/, blobs/).
 
 pub mod cocoon;
+pub mod docker_archive;
 pub mod image;
 pub mod legacy;
 pub mod oci_archive;

@@ -50,12 +50,15 @@
 //! ones as untagged roots. On any error nothing is tagged; blobs stored
 //! before it are unreferenced and go with the next gc.
 
-mod export;
+pub(crate) mod blob_in;
+pub(crate) mod export;
 mod import;
-mod tar_in;
+pub(crate) mod refs;
+pub(crate) mod tar_in;
 
 pub use export::{ArchivePlan, export_archive, export_archive_file};
-pub use import::{ImportOptions, ImportReport, ImportedRef, RefChange, import_archive};
+pub use import::import_archive;
+pub use refs::{ImportOptions, ImportReport, ImportedRef, RefChange};
 
 /// What errors name as the thing read.
 const ARCHIVE: &str = "OCI archive";
