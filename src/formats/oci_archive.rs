@@ -41,7 +41,13 @@
 //! else (links, devices, FIFOs, absolute paths, `..`, names outside
 //! `oci-layout`, `index.json` and `blobs/`, PAX global headers, GNU sparse
 //! members, truncated or garbage input, anything after the end-of-archive
-//! marker but zeros) is refused. At the end, before `index.json` is
+//! marker but zeros) is refused. Other names are refused once
+//! `oci-layout` has been seen, and at `oci-layout` if they came before it;
+//! until then they may be a docker archive's (`docker save`), which
+//! [`crate::formats::docker_archive`] describes: a tar with no
+//! `oci-layout` and a `manifest.json` is imported as one. docker save 25
+//! and later writes both: the OCI index is used, `manifest.json` and
+//! `repositories` are read over. At the end, before `index.json` is
 //! touched: `oci-layout` must say version 1.0.0, the archive's `index.json`
 //! must parse, and every entry's graph must be complete in our layout. Then
 //! the entries are added under the index lock: tagged ones with
