@@ -4,9 +4,11 @@
 //! - [`cocoon`]: cocoonstack VM snapshots, their tar stream, OS disk images;
 //! - [`eci`]: lf-edge edge-container images (kernel, initrd, disks, config);
 //! - [`oci_archive`]: an OCI layout as one tar (skopeo's `oci-archive:`);
+//! - [`docker_archive`]: `docker save`'s tarball (skopeo's `docker-archive:`);
 //! - [`legacy`]: legacy epoch stores (catalog.json, manifests/, blobs/).
 
 pub mod cocoon;
+pub mod docker_archive;
 pub mod eci;
 pub mod image;
 pub mod legacy;

@@ -41,7 +41,13 @@
 //! else (links, devices, FIFOs, absolute paths, `..`, names outside
 //! `oci-layout`, `index.json` and `blobs/`, PAX global headers, GNU sparse
 //! members, truncated or garbage input, anything after the end-of-archive
-//! marker but zeros) is refused. At the end, before `index.json` is
+//! marker but zeros) is refused. Other names are refused once
+//! `oci-layout` has been seen, and at `oci-layout` if they came before it;
+//! until then they may be a docker archive's (`docker save`), which
+//! [`crate::formats::docker_archive`] describes: a tar with no
+//! `oci-layout` and a `manifest.json` is imported as one. docker save 25
+//! and later writes both: the OCI index is used, `manifest.json` and
+//! `repositories` are read over. At the end, before `index.json` is
 //! touched: `oci-layout` must say version 1.0.0, the archive's `index.json`
 //! must parse, and every entry's graph must be complete in our layout. Then
 //! the entries are added under the index lock: tagged ones with
@@ -50,14 +56,17 @@
 //! ones as untagged roots. On any error nothing is tagged; blobs stored
 //! before it are unreferenced and go with the next gc.
 
-mod export;
+pub(crate) mod blob_in;
+pub(crate) mod export;
 mod import;
 mod loader;
-mod tar_in;
+pub(crate) mod refs;
+pub(crate) mod tar_in;
 
 pub use export::{ArchivePlan, export_archive, export_archive_file};
-pub use import::{ImportOptions, ImportReport, ImportedRef, RefChange, import_archive};
+pub use import::import_archive;
 pub use loader::ArchiveLoader;
+pub use refs::{ImportOptions, ImportReport, ImportedRef, RefChange};
 
 /// What errors name as the thing read.
 const ARCHIVE: &str = "OCI archive";

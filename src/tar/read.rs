@@ -139,6 +139,8 @@ pub(crate) struct Header {
     pub(crate) size: u64,
     /// The mode field, `None` when it is not an octal number.
     pub(crate) mode: Option<u64>,
+    /// The link target (PAX `linkpath` is a reader's [`Dialect::text_records`]).
+    pub(crate) link: Vec<u8>,
     /// The PAX records that came with it.
     pub(crate) pax: PaxRecords,
 }
@@ -284,6 +286,7 @@ impl<R: Read> TarStream<R> {
                         name,
                         size: pax.size.unwrap_or(size),
                         mode: parse_octal(&block[100..108]),
+                        link: header.link_name_bytes().unwrap_or_default().into_owned(),
                         pax,
                     }));
                 }

@@ -12,6 +12,7 @@ mod copy_range;
 mod crash;
 mod damage;
 mod defects;
+mod docker_archive;
 mod du;
 mod eci;
 mod go_zstd;

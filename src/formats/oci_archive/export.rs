@@ -249,7 +249,7 @@ fn untag(value: &mut Value) {
 /// Copies a blob opened with [`open_verify_ahead`]; a large one's last
 /// bytes are held back until the reader has reached its end, where
 /// [`crate::BlobReader`] checks size and digest.
-fn copy_verified<W: Write>(
+pub(crate) fn copy_verified<W: Write>(
     layout: &Layout,
     raw: Box<dyn std::io::Read>,
     blob: &Descriptor,
@@ -270,12 +270,12 @@ fn copy_verified<W: Write>(
     }
 }
 
-fn write_error(e: io::Error) -> Error {
+pub(crate) fn write_error(e: io::Error) -> Error {
     Error::stream("write", "the OCI archive", e)
 }
 
 /// A whole member: header, body, padding.
-fn put_member<W: Write>(
+pub(crate) fn put_member<W: Write>(
     out: &mut W,
     name: &str,
     mode: u32,
@@ -290,7 +290,7 @@ fn put_member<W: Write>(
 
 /// A member's header, preceded by a PAX header when the name is over 100
 /// bytes (a sha512 blob) or the size over 8 GiB.
-fn put_header<W: Write>(
+pub(crate) fn put_header<W: Write>(
     out: &mut W,
     name: &str,
     mode: u32,

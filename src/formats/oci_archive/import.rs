@@ -1,81 +1,32 @@
-//! Import: an OCI archive's blobs stored, its entries tagged (see the
-//! [module docs](super)).
+//! Import: an archive's members stored, its entries tagged (see the
+//! [module docs](super)). The tar is read once; whether it is an OCI
+//! archive or a docker archive (`docker save`, skopeo's `docker-archive:`)
+//! is decided at its end by the members it held: `oci-layout` makes it an
+//! OCI archive (docker save 25 and later writes both; the OCI index is
+//! used then), else `manifest.json` a docker archive.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, Read};
+use std::io::Read;
 
-use super::tar_in::{Kind, TarIn, bad, read_error};
+use super::blob_in::{store_blob, store_member};
+use super::refs::{ImportOptions, ImportReport, check_complete, plan_refs};
+use super::tar_in::{Kind, Member, TarIn, bad};
 use super::{ARCHIVE, OCI_LAYOUT_LIMIT};
 use crate::error::{Error, Result};
-use crate::io::digest::{Algorithm, Digest, Hasher};
-use crate::io::durable;
+use crate::formats::docker_archive::DOCKER_ARCHIVE;
+use crate::formats::docker_archive::import::Members;
+use crate::io::digest::{Algorithm, Digest};
 use crate::io::progress::Progress;
-use crate::model::name::RefName;
 use crate::model::name::validate_ref;
-use crate::model::{Descriptor, media_type};
-use crate::store::graph::{Edge, Flaw, Graph};
 use crate::store::index::Index;
-use crate::store::layout::{INDEX_LIMIT, LAYOUT_VERSION, Layout};
+use crate::store::layout::{INDEX_LIMIT, LAYOUT_VERSION};
 use crate::store::writer::Writer;
 
-/// Bytes copied at a time from a member into its blob.
-const BUFFER: usize = 1 << 20;
-
-/// How [`import_archive`] treats refs that exist already.
-#[derive(Clone, Copy, Debug, Default)]
-#[non_exhaustive]
-pub struct ImportOptions {
-    /// Move a ref that exists here with another digest to the archive's
-    /// (without it, that is an error and nothing is tagged).
-    pub force: bool,
-}
-
-impl ImportOptions {
-    /// Sets [`ImportOptions::force`].
-    pub fn force(mut self, force: bool) -> Self {
-        self.force = force;
-        self
-    }
-}
-
-/// What happened to one `index.json` entry of the archive.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RefChange {
-    /// The ref (or untagged root) is new here.
-    Added,
-    /// It was here already with the same digest.
-    Unchanged,
-    /// The ref pointed at this other digest and was moved (`force`).
-    Replaced(Digest),
-}
-
-/// One entry of the archive's `index.json`, as imported.
-#[derive(Clone, Debug)]
-pub struct ImportedRef {
-    /// The ref name; `None` for an untagged root.
-    pub name: Option<String>,
-    /// The entry, as the archive describes it.
-    pub descriptor: Descriptor,
-    /// What changed in our `index.json`.
-    pub change: RefChange,
-}
-
-/// What [`import_archive`] did.
-#[derive(Clone, Debug, Default)]
-pub struct ImportReport {
-    /// The archive's entries, in its `index.json`'s order.
-    pub refs: Vec<ImportedRef>,
-    /// Distinct blobs the archive held.
-    pub blobs: u64,
-    /// Bytes of blobs written to the layout.
-    pub bytes_written: u64,
-    /// Blobs that were already in the layout (hashed, not written again).
-    pub blobs_skipped: u64,
-}
-
-/// Stores an OCI archive (plain or gzip tar) read from `reader` in
-/// `writer`'s layout and adds its `index.json` entries to ours. `progress`
-/// counts blob bytes read (total unknown: 0). See the [module docs](super).
+/// Stores an archive read from `reader` in `writer`'s layout and adds its
+/// entries to our `index.json`: an OCI archive (plain or gzip tar) or a
+/// docker archive (what `docker save` and skopeo's `docker-archive:`
+/// write; see [`crate::formats::docker_archive`]). `progress` counts blob
+/// bytes read (total unknown: 0). See the [module docs](super).
 ///
 /// # Errors
 /// Everything the module docs list as refused ([`Error::InvalidDocument`]
@@ -85,41 +36,68 @@ pub struct ImportReport {
 /// ([`Error::UnsupportedLayoutVersion`]); a missing or malformed
 /// `index.json`; an entry whose graph is incomplete (naming the missing
 /// blob); a ref that exists here with another digest, unless
-/// `options.force`; I/O errors. On error nothing is tagged; blobs stored
-/// before it are unreferenced and go with the next gc.
+/// `options.force`; what [`crate::formats::docker_archive`] refuses; I/O
+/// errors. On error nothing is tagged; blobs stored before it are
+/// unreferenced and go with the next gc.
 pub fn import_archive<R: Read>(
     writer: &Writer<'_>,
     reader: R,
     options: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
-    let layout = writer.layout();
     let mut tar = TarIn::new(reader)?;
-    let mut report = ImportReport::default();
-    let mut marker_seen = false;
-    let mut index: Option<Index> = None;
-    let mut blobs: HashSet<Digest> = HashSet::new();
+    let mut state = State::default();
     progress.begin("importing", 0);
     while let Some(member) = tar.next_member()? {
+        state.member(writer, &mut tar, member, options, progress)?;
+    }
+    progress.finish();
+    state.finish(writer, options)
+}
+
+/// What the members read so far amount to.
+#[derive(Default)]
+struct State {
+    marker_seen: bool,
+    index: Option<Index>,
+    blobs: HashSet<Digest>,
+    report: ImportReport,
+    /// The first member that has no place in an OCI archive.
+    foreign: Option<String>,
+    /// What a docker archive would be made of.
+    docker: Members,
+}
+
+impl State {
+    fn member<R: Read>(
+        &mut self,
+        writer: &Writer<'_>,
+        tar: &mut TarIn<R>,
+        member: Member,
+        options: &ImportOptions,
+        progress: &dyn Progress,
+    ) -> Result<()> {
         let name = member.name.as_str();
-        if member.kind == Kind::Dir {
-            if !(name.is_empty() || name == "blobs" || name.starts_with("blobs/")) {
-                return Err(outside(name));
-            }
-            continue;
+        let oci_name = matches!(name, "" | "oci-layout" | "index.json" | "blobs")
+            || name.starts_with("blobs/");
+        if member.kind != Kind::File {
+            return self.not_a_file(&member, oci_name);
         }
         match name {
             "oci-layout" => {
-                if std::mem::replace(&mut marker_seen, true) {
+                if std::mem::replace(&mut self.marker_seen, true) {
                     return Err(bad("member \"oci-layout\" appears twice"));
                 }
                 if member.size > OCI_LAYOUT_LIMIT {
                     return Err(too_large("oci-layout", member.size, OCI_LAYOUT_LIMIT));
                 }
                 check_marker(&tar.read_body("oci-layout")?)?;
+                if let Some(first) = &self.foreign {
+                    return Err(outside(first));
+                }
             }
             "index.json" => {
-                if index.is_some() {
+                if self.index.is_some() {
                     return Err(bad("member \"index.json\" appears twice"));
                 }
                 if member.size > INDEX_LIMIT {
@@ -128,43 +106,108 @@ pub fn import_archive<R: Read>(
                 let parsed = parse_index(&tar.read_body("index.json")?)?;
                 // Fail early, before gigabytes of blobs, when a ref would
                 // conflict; checked again under the lock at the end.
-                plan_refs(&mut layout.read_index()?, &parsed, options)?;
-                index = Some(parsed);
+                plan_refs(&mut writer.layout().read_index()?, &parsed, options)?;
+                self.index = Some(parsed);
+            }
+            "manifest.json" | "repositories" => {
+                if member.size > INDEX_LIMIT {
+                    return Err(Error::TooLarge {
+                        what: format!("{DOCKER_ARCHIVE} member {name}"),
+                        size: member.size,
+                        limit: INDEX_LIMIT,
+                    });
+                }
+                let body = tar.read_body(name)?;
+                self.docker.add_metadata(name, body)?;
+            }
+            _ if name.starts_with("blobs/") => {
+                let digest = blob_name(name)?;
+                let written = store_blob(writer, tar, &digest, member.size, progress)?;
+                self.docker.add_blob(name, &digest, member.size)?;
+                self.count(digest, written);
             }
             _ => {
-                let digest = blob_name(name)?;
-                let written = store_blob(writer, &mut tar, &digest, member.size, progress)?;
-                if blobs.insert(digest) {
-                    report.blobs += 1;
-                    match written {
-                        Some(n) => report.bytes_written += n,
-                        None => report.blobs_skipped += 1,
-                    }
+                self.foreign_member(name)?;
+                if !Members::is_legacy_metadata(name) {
+                    let desc = store_member(writer, tar, member.size, progress)?;
+                    self.count(desc.digest.clone(), Some(desc.size));
+                    self.docker.add_file(name, desc)?;
                 }
             }
         }
+        Ok(())
     }
-    progress.finish();
-    if !marker_seen {
-        return Err(bad(
-            "it has no oci-layout member; this is not an OCI archive (skopeo's oci-archive: \
-             or `epoch-store export-archive` write one)",
-        ));
+
+    /// A directory or symlink: skipped in an OCI archive's tree, refused
+    /// as a link there, else kept for a docker archive.
+    fn not_a_file(&mut self, member: &Member, oci_name: bool) -> Result<()> {
+        let name = member.name.as_str();
+        match member.kind {
+            Kind::Dir if oci_name => Ok(()),
+            Kind::Symlink if oci_name => Err(bad(format!(
+                "member {name:?} is a symbolic link; an OCI archive holds only regular \
+                 files and directories"
+            ))),
+            Kind::Symlink => {
+                self.foreign_member(name)?;
+                self.docker.add_link(name, &member.link)
+            }
+            _ => self.foreign_member(name),
+        }
     }
-    let Some(index) = index else {
-        return Err(bad(
-            "it has no index.json member, so nothing in it can be tagged",
-        ));
-    };
-    check_complete(layout, index.entries())?;
-    report.refs = writer.update_index(|ours| plan_refs(ours, &index, options))?;
-    Ok(report)
+
+    /// Notes a member an OCI archive cannot hold: refused at once once
+    /// `oci-layout` was seen, else kept for a docker archive.
+    fn foreign_member(&mut self, name: &str) -> Result<()> {
+        if self.marker_seen {
+            return Err(outside(name));
+        }
+        self.foreign.get_or_insert_with(|| name.to_string());
+        Ok(())
+    }
+
+    fn count(&mut self, digest: Digest, written: Option<u64>) {
+        if self.blobs.insert(digest) {
+            self.report.blobs += 1;
+            match written {
+                Some(n) => self.report.bytes_written += n,
+                None => self.report.blobs_skipped += 1,
+            }
+        }
+    }
+
+    /// Tags the archive's entries: its `index.json`'s for an OCI archive,
+    /// its `manifest.json`'s for a docker archive.
+    fn finish(self, writer: &Writer<'_>, options: &ImportOptions) -> Result<ImportReport> {
+        let mut report = self.report;
+        if !self.marker_seen {
+            if self.docker.has_manifest() {
+                let refs = self.docker.finish(writer, options)?;
+                report.refs = refs;
+                return Ok(report);
+            }
+            return Err(bad(
+                "it has no oci-layout member; this is not an OCI archive (skopeo's oci-archive: \
+                 or `epoch-store export-archive` write one), and no manifest.json, so it is not \
+                 a docker archive (docker save, skopeo's docker-archive:) either",
+            ));
+        }
+        let Some(index) = self.index else {
+            return Err(bad(
+                "it has no index.json member, so nothing in it can be tagged",
+            ));
+        };
+        let layout = writer.layout();
+        check_complete(layout, index.entries())?;
+        report.refs = writer.update_index(|ours| plan_refs(ours, &index, options))?;
+        Ok(report)
+    }
 }
 
 pub(super) fn outside(name: &str) -> Error {
     bad(format!(
         "member {name:?} refused: an OCI archive holds only oci-layout, index.json and \
-         blobs/<alg>/<hex>"
+         blobs/<alg>/<hex> (and, from docker save, manifest.json and repositories)"
     ))
 }
 
@@ -239,157 +282,4 @@ fn parse_index(raw: &[u8]) -> Result<Index> {
         }
     }
     Ok(index)
-}
-
-/// Applies the archive's entries to `ours`; refuses (changing nothing the
-/// caller will write) a ref that exists with another digest unless forced.
-fn plan_refs(
-    ours: &mut Index,
-    archive: &Index,
-    options: &ImportOptions,
-) -> Result<Vec<ImportedRef>> {
-    let mut out = Vec::new();
-    for entry in archive.entries() {
-        let name = entry.ref_name().map(str::to_string);
-        let change = match &name {
-            Some(name) => match ours.find(name)? {
-                Some(d) if d.digest == entry.digest => RefChange::Unchanged,
-                Some(d) if !options.force => {
-                    return Err(Error::InvalidArgument(format!(
-                        "ref {name:?} already exists here with {}, and the archive has it as {}; \
-                         nothing was tagged. Import with --force to move it, or `epoch-store \
-                         untag {name}` first",
-                        d.digest, entry.digest
-                    )));
-                }
-                Some(d) => {
-                    let old = d.digest.clone();
-                    ours.set_ref(&RefName::new(name.clone())?, entry);
-                    RefChange::Replaced(old)
-                }
-                None => {
-                    ours.set_ref(&RefName::new(name.clone())?, entry);
-                    RefChange::Added
-                }
-            },
-            None => {
-                let exists = ours
-                    .entries()
-                    .iter()
-                    .any(|d| d.digest == entry.digest && d.ref_name().is_none());
-                ours.add_untagged(entry);
-                if exists {
-                    RefChange::Unchanged
-                } else {
-                    RefChange::Added
-                }
-            }
-        };
-        out.push(ImportedRef {
-            name,
-            descriptor: entry.clone(),
-            change,
-        });
-    }
-    Ok(out)
-}
-
-/// Checks that everything the entries reach is in our layout and whole, as
-/// every command that tags a graph checks it ([`Graph::flaw`]): documents
-/// verified and parsed, `data` fields right, other blobs present as regular
-/// files of the right size.
-fn check_complete(layout: &Layout, roots: &[Descriptor]) -> Result<()> {
-    let graph = Graph::walk(layout, roots);
-    let missing = |edge: &Edge| Error::InvalidDocument {
-        what: ARCHIVE.to_string(),
-        reason: format!(
-            "blob {}, referenced by {}, is neither in the archive nor in this layout; the \
-             archive is incomplete",
-            edge.digest,
-            crate::store::graph::origin(edge).replace("index.json", "the archive's index.json")
-        ),
-    };
-    match graph.flaw(layout)? {
-        None => Ok(()),
-        Some(Flaw::Missing(edge) | Flaw::Document(edge, Error::BlobNotFound { .. })) => {
-            Err(missing(edge))
-        }
-        Some(flaw) => Err(Error::IncompleteGraph {
-            what: format!("the {ARCHIVE} cannot be imported"),
-            reason: flaw.to_string(),
-        }),
-    }
-}
-
-/// Stores one blob member, published only if it hashes to `digest`.
-/// Returns the bytes written, or `None` if the layout had the blob already
-/// (then the member is hashed, not written, and the blob's mtime refreshed
-/// for gc's grace period).
-fn store_blob<R: Read>(
-    writer: &Writer<'_>,
-    tar: &mut TarIn<R>,
-    digest: &Digest,
-    size: u64,
-    progress: &dyn Progress,
-) -> Result<Option<u64>> {
-    let member = format!(
-        "{ARCHIVE} member blobs/{}/{}",
-        digest.algorithm(),
-        digest.hex()
-    );
-    let tampered = |found: &Digest| Error::InvalidDocument {
-        what: member.clone(),
-        reason: format!(
-            "its content hashes to {found}, not to {digest} as its name says; the archive is \
-             damaged or was altered"
-        ),
-    };
-    let path = writer.layout().blob_path(digest);
-    let present =
-        crate::io::input::file_state(&path, size)? == crate::io::input::FileState::Present;
-    let mut body = tar.body();
-    let mut buf = vec![0u8; BUFFER.min(usize::try_from(size).unwrap_or(BUFFER).max(1))];
-    if present {
-        let mut hasher = Hasher::new(digest.algorithm());
-        copy(&mut body, &mut buf, progress, |bytes| {
-            hasher.update(bytes);
-            Ok(())
-        })?;
-        let found = hasher.finish();
-        if &found != digest {
-            return Err(tampered(&found));
-        }
-        durable::touch(&path)?;
-        return Ok(None);
-    }
-    let mut blob = writer.blob()?;
-    let tmp = blob.temp_path().to_path_buf();
-    copy(&mut body, &mut buf, progress, |bytes| {
-        io::Write::write_all(&mut blob, bytes).map_err(|e| Error::io("write", &tmp, e))
-    })?;
-    let expected = Descriptor::new(media_type::GENERIC, digest.clone(), size);
-    match blob.commit(media_type::GENERIC, Some(&expected)) {
-        Ok(_) => Ok(Some(size)),
-        Err(Error::DigestMismatch { found, .. }) => Err(tampered(&found)),
-        Err(e) => Err(e),
-    }
-}
-
-/// Feeds every byte of `body` to `sink`.
-fn copy(
-    body: &mut dyn Read,
-    buf: &mut [u8],
-    progress: &dyn Progress,
-    mut sink: impl FnMut(&[u8]) -> Result<()>,
-) -> Result<()> {
-    loop {
-        let n = match body.read(buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_error(e)),
-        };
-        sink(&buf[..n])?;
-        progress.advance(n as u64);
-    }
 }

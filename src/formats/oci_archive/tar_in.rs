@@ -18,41 +18,46 @@ const DIALECT: Dialect = Dialect {
     what_in_limits: true,
     buffer: 1 << 20,
     pax_limit: 1 << 20,
-    text_records: &[],
+    text_records: &["linkpath"],
 };
 
-pub(super) fn bad(reason: impl Into<String>) -> Error {
+pub(crate) fn bad(reason: impl Into<String>) -> Error {
     DIALECT.bad(reason)
 }
 
-pub(super) fn read_error(e: io::Error) -> Error {
+pub(crate) fn read_error(e: io::Error) -> Error {
     DIALECT.read_error(e)
 }
 
 /// What a member is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     File,
     Dir,
+    /// A symbolic link (docker save's `<id>/layer.tar` for a layer it
+    /// already wrote); [`Member::link`] is its target.
+    Symlink,
 }
 
 /// A member's header, its name normalized (no `./` prefix, no trailing
 /// `/`) and checked to be a relative path without `..`.
 #[derive(Clone, Debug)]
-pub(super) struct Member {
+pub(crate) struct Member {
     pub kind: Kind,
     pub name: String,
     pub size: u64,
+    /// A symlink's target as written (UTF-8); empty for other kinds.
+    pub link: String,
 }
 
 /// Reads the members of a tar stream one by one, without buffering bodies.
-pub(super) struct TarIn<R: Read> {
+pub(crate) struct TarIn<R: Read> {
     stream: TarStream<R>,
 }
 
 impl<R: Read> TarIn<R> {
     /// Wraps `reader`, detecting gzip by its magic (`1f 8b`).
-    pub(super) fn new(reader: R) -> Result<TarIn<R>> {
+    pub(crate) fn new(reader: R) -> Result<TarIn<R>> {
         match TarStream::new(reader, DIALECT)? {
             Some(stream) => Ok(TarIn { stream }),
             None => Err(bad("the stream is empty; expected a tar of an OCI layout")),
@@ -62,7 +67,7 @@ impl<R: Read> TarIn<R> {
     /// The next member (its body unread), or `None` after the
     /// end-of-archive marker and a trailer of zeros. Whatever is left of
     /// the previous body is skipped first. After an error, every call fails.
-    pub(super) fn next_member(&mut self) -> Result<Option<Member>> {
+    pub(crate) fn next_member(&mut self) -> Result<Option<Member>> {
         if self.stream.failed() {
             return Err(bad(
                 "reading already failed; the rest of the archive cannot be trusted",
@@ -79,7 +84,7 @@ impl<R: Read> TarIn<R> {
 
     /// A reader of the current member's body: exactly its size, failing with
     /// `UnexpectedEof` if the stream ends first.
-    pub(super) fn body(&mut self) -> Body<'_, R> {
+    pub(crate) fn body(&mut self) -> Body<'_, R> {
         self.stream.body()
     }
 
@@ -94,7 +99,7 @@ impl<R: Read> TarIn<R> {
     }
 
     /// Reads the current member's whole body (the caller checked its size).
-    pub(super) fn read_body(&mut self, what: &str) -> Result<Vec<u8>> {
+    pub(crate) fn read_body(&mut self, what: &str) -> Result<Vec<u8>> {
         self.stream.read_body(what)
     }
 
@@ -114,6 +119,7 @@ impl<R: Read> TarIn<R> {
         let kind = match header.kind {
             b'0' | b'\0' => Kind::File,
             b'5' => Kind::Dir,
+            b'2' => Kind::Symlink,
             other => {
                 let what = match other {
                     b'K' => "GNU long link name".to_string(),
@@ -133,13 +139,21 @@ impl<R: Read> TarIn<R> {
         }
         let name = normalize(&header.name)
             .map_err(|why| bad(format!("member name {shown:?} refused: {why}")))?;
-        if kind == Kind::Dir && header.size != 0 {
-            return Err(bad(format!("directory member {shown:?} has a body")));
+        if kind != Kind::File && header.size != 0 {
+            return Err(bad(format!(
+                "directory or link member {shown:?} has a body"
+            )));
         }
+        let link = match header.pax.text("linkpath") {
+            Some(text) => text.to_string(),
+            None => String::from_utf8(header.link.clone())
+                .map_err(|_| bad(format!("the link target of {shown:?} is not UTF-8")))?,
+        };
         Ok(Some(Member {
             kind,
             name,
             size: header.size,
+            link,
         }))
     }
 }
@@ -147,7 +161,7 @@ impl<R: Read> TarIn<R> {
 /// Normalizes a member name: `./` prefixes and trailing `/` removed, `.`
 /// (the archive's root) becomes the empty name. Refuses NUL, non-UTF-8,
 /// absolute paths, backslashes, and empty, `.` or `..` components.
-pub(super) fn normalize(raw: &[u8]) -> Result<String, &'static str> {
+pub(crate) fn normalize(raw: &[u8]) -> Result<String, &'static str> {
     if raw.contains(&0) {
         return Err("it contains a NUL byte");
     }

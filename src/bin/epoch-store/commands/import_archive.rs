@@ -11,7 +11,9 @@ use crate::output::{duration, rate, size};
 use crate::{Ctx, EXIT_OK};
 
 /// Store an OCI archive (a tar of an OCI layout: what export-archive and
-/// skopeo's oci-archive: write) and tag its refs.
+/// skopeo's oci-archive: write) or a docker archive (what docker save,
+/// skopeo's docker-archive: and export-archive --format docker write) and
+/// tag its refs.
 ///
 /// Reads the tar (plain or gzip, detected by content) from FILE or stdin
 /// once, front to back. Every blobs/<alg>/<hex> member is hashed while it
@@ -22,12 +24,21 @@ use crate::{Ctx, EXIT_OK};
 /// must be complete (all it reaches present); its refs are added, or moved
 /// with --force when they exist here with another digest. On any error
 /// nothing is tagged; blobs already stored stay unreferenced until gc.
+/// A tar with an oci-layout member is an OCI archive (docker save 25 and
+/// later writes one beside its manifest.json; the OCI index is used). One
+/// with manifest.json and no oci-layout is a docker archive: every member
+/// is stored while it is hashed (symlinks followed inside the archive),
+/// then each manifest.json item becomes a Docker v2 manifest over its
+/// config and layers, byte for byte, tagged with its RepoTags
+/// (docker.io/library/x:t as x:t, docker.io/u/x:t as u/x:t); members no
+/// item names are left for gc.
 /// The layout is created if its directory does not exist or is empty; a
 /// FILE that is a FIFO or device is refused (send a stream on stdin).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     epoch-store import-archive /media/usb/bundle.tar\n  \
     skopeo copy docker://alpine:3 oci-archive:alpine.tar:alpine:3 && epoch-store import-archive alpine.tar\n  \
+    docker save alpine:3 -o alpine.tar && epoch-store import-archive alpine.tar\n  \
     ssh src 'epoch-store export-archive vm:v1 -o -' | epoch-store import-archive - --force")]
 pub struct Args {
     /// The archive, plain or gzip; `-` (the default) reads stdin.
