@@ -1,101 +1,98 @@
-//! gzip on every core: one gzip member whose deflate stream is made of
-//! blocks compressed independently and in parallel (pigz's layout, without
-//! its shared dictionaries), so that any gzip reader reads it and the
-//! output is the same for the same input whatever the number of cores.
+//! gzip on every core: the stream is cut into blocks of [`BLOCK`] input
+//! bytes, each compressed on the work queue's cores with libdeflate into a
+//! gzip member of its own (header, deflate data, CRC-32 and length), and
+//! the members written in order while the next blocks are read, so that
+//! the caller's reading and hashing overlap the compression.
 //!
-//! Each block of [`BLOCK`] input bytes is deflated on its own and ended with
-//! a sync flush (an empty stored block), which leaves the stream on a byte
-//! boundary with no final bit set; the blocks are written in order, then an
-//! empty final block, then the CRC-32 (combined from the blocks' CRCs) and
-//! the length. A batch of blocks is compressed on the work queue while the
-//! caller waits, so memory stays at a few blocks per core.
+//! A stream of gzip members is one gzip file (RFC 1952 §2.2): `gzip -d`,
+//! Go's `compress/gzip` (what Docker, containerd, umoci and skopeo read
+//! layers with), Python's `gzip` and flate2's `MultiGzDecoder` read it
+//! whole; eStargz layers are built the same way. The bytes depend on the
+//! input and the level only, never on the number of cores. Memory stays at
+//! a few blocks per core.
 
+use std::cell::RefCell;
 use std::io::{self, Write};
 
-use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+use libdeflater::{CompressionLvl, Compressor};
 
-use super::schedule::{Workers, by_size};
+use super::schedule::InOrder;
 
-/// Input bytes deflated as one independent block.
+/// Input bytes compressed as one gzip member.
 pub const BLOCK: usize = 1 << 20;
 
-/// The gzip header: deflate, no flags, mtime 0, no extra flags, OS unknown
-/// (255, as Go's `compress/gzip` writes it), so that the same layer gives
-/// the same bytes on every machine.
-const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
-
-/// An empty final deflate block (fixed Huffman codes, end of block).
-const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
+/// The highest level libdeflate has.
+pub const MAX_LEVEL: u32 = 12;
 
 /// A writer that gzips what it is given, [`BLOCK`] by [`BLOCK`], on every
-/// core. Call [`ParallelGzip::finish`] to write the end of the stream.
-#[derive(Debug)]
+/// core. Call [`ParallelGzip::finish`] to write the rest.
 pub struct ParallelGzip<W: Write> {
     out: W,
-    level: Compression,
-    /// Full blocks waiting for a batch.
-    pending: Vec<Vec<u8>>,
+    level: i32,
     /// The block being filled.
     current: Vec<u8>,
-    /// Blocks compressed together.
-    batch: usize,
-    crc: Crc,
-    started: bool,
+    /// Blocks being compressed.
+    pipeline: InOrder<io::Result<Vec<u8>>>,
+    /// Blocks handed to the cores so far.
+    blocks: u64,
+    /// Members written so far.
+    members: u64,
+}
+
+impl<W: Write> std::fmt::Debug for ParallelGzip<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParallelGzip")
+            .field("level", &self.level)
+            .field("members", &self.members)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<W: Write> ParallelGzip<W> {
-    /// A writer of gzip at `level` (0-9) into `out`.
+    /// A writer of gzip at `level` (0-12, libdeflate's; above 12 is 12)
+    /// into `out`.
     pub fn new(out: W, level: u32) -> ParallelGzip<W> {
         ParallelGzip {
             out,
-            level: Compression::new(level.min(9)),
-            pending: Vec::new(),
+            level: level.min(MAX_LEVEL) as i32,
             current: Vec::with_capacity(BLOCK),
-            batch: 2 * rayon::current_num_threads().max(1),
-            crc: Crc::new(),
-            started: false,
+            pipeline: InOrder::new(3 * rayon::current_num_threads().max(1)),
+            blocks: 0,
+            members: 0,
         }
     }
 
-    /// Compresses what is left, writes the end of the stream and returns
-    /// the writer written to.
+    /// Compresses what is left, writes it and returns the writer written
+    /// to. An empty input gives one empty member.
     ///
     /// # Errors
-    /// Errors of the writer; a deflate error (none is expected).
+    /// Errors of the writer.
     pub fn finish(mut self) -> io::Result<W> {
-        if !self.current.is_empty() {
-            let block = std::mem::take(&mut self.current);
-            self.pending.push(block);
+        if !self.current.is_empty() || self.blocks == 0 {
+            self.submit_current()?;
         }
-        self.flush_batch()?;
-        if !self.started {
-            self.out.write_all(&HEADER)?;
+        for member in self.pipeline.finish() {
+            self.write_member(member)?;
         }
-        self.out.write_all(&FINAL_BLOCK)?;
-        self.out.write_all(&self.crc.sum().to_le_bytes())?;
-        self.out.write_all(&self.crc.amount().to_le_bytes())?;
         self.out.flush()?;
         Ok(self.out)
     }
 
-    /// Compresses the pending blocks in parallel and writes them in order.
-    fn flush_batch(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        if !self.started {
-            self.out.write_all(&HEADER)?;
-            self.started = true;
-        }
+    /// Hands the current block to the cores; writes the members now due.
+    fn submit_current(&mut self) -> io::Result<()> {
+        let block = std::mem::replace(&mut self.current, Vec::with_capacity(BLOCK));
         let level = self.level;
-        let blocks = std::mem::take(&mut self.pending);
-        let done = by_size(&blocks, Workers::Cores, |_| 0, |b| deflate_block(b, level));
-        for (block, deflated) in blocks.iter().zip(done) {
-            let mut crc = Crc::new();
-            crc.update(block);
-            self.crc.combine(&crc);
-            self.out.write_all(&deflated?)?;
+        self.blocks += 1;
+        let due = self.pipeline.submit(move || compress(&block, level));
+        for member in due {
+            self.write_member(member)?;
         }
+        Ok(())
+    }
+
+    fn write_member(&mut self, member: io::Result<Vec<u8>>) -> io::Result<()> {
+        self.out.write_all(&member?)?;
+        self.members += 1;
         Ok(())
     }
 }
@@ -105,11 +102,7 @@ impl<W: Write> Write for ParallelGzip<W> {
         let n = buf.len().min(BLOCK - self.current.len());
         self.current.extend_from_slice(&buf[..n]);
         if self.current.len() == BLOCK {
-            let full = std::mem::replace(&mut self.current, Vec::with_capacity(BLOCK));
-            self.pending.push(full);
-            if self.pending.len() >= self.batch {
-                self.flush_batch()?;
-            }
+            self.submit_current()?;
         }
         Ok(n)
     }
@@ -121,25 +114,28 @@ impl<W: Write> Write for ParallelGzip<W> {
     }
 }
 
-/// `data` deflated as non-final blocks ending in a sync flush.
-fn deflate_block(data: &[u8], level: Compression) -> io::Result<Vec<u8>> {
-    let mut c = Compress::new(level, false);
-    let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 64);
-    loop {
-        let read = c.total_in() as usize;
-        let status = c
-            .compress_vec(&data[read..], &mut out, FlushCompress::Sync)
-            .map_err(io::Error::other)?;
-        // The flush is complete once all input is in and the output
-        // buffer was not filled.
-        if c.total_in() as usize == data.len() && out.len() < out.capacity() {
-            return Ok(out);
+thread_local! {
+    /// Each worker's compressor, kept for its level.
+    static COMPRESSOR: RefCell<Option<(i32, Compressor)>> = const { RefCell::new(None) };
+}
+
+/// `data` as one gzip member at `level`.
+fn compress(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            let lvl = CompressionLvl::new(level)
+                .map_err(|e| io::Error::other(format!("gzip level {level}: {e:?}")))?;
+            *slot = Some((level, Compressor::new(lvl)));
         }
-        if status == Status::StreamEnd {
-            return Err(io::Error::other("deflate ended early"));
-        }
-        out.reserve(out.capacity());
-    }
+        let (_, c) = slot.as_mut().expect("set above");
+        let mut out = vec![0u8; c.gzip_compress_bound(data.len())];
+        let n = c
+            .gzip_compress(data, &mut out)
+            .map_err(|e| io::Error::other(format!("gzip: {e:?}")))?;
+        out.truncate(n);
+        Ok(out)
+    })
 }
 
 #[cfg(test)]
@@ -149,14 +145,14 @@ mod tests {
 
     fn gunzip(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut d = flate2::read::GzDecoder::new(data);
-        d.read_to_end(&mut out).unwrap();
-        assert_eq!(d.into_inner().len(), 0, "one member, nothing after it");
+        flate2::read::MultiGzDecoder::new(data)
+            .read_to_end(&mut out)
+            .unwrap();
         out
     }
 
-    fn gzip(data: &[u8], chunk: usize) -> Vec<u8> {
-        let mut gz = ParallelGzip::new(Vec::new(), 6);
+    fn gzip(data: &[u8], chunk: usize, level: u32) -> Vec<u8> {
+        let mut gz = ParallelGzip::new(Vec::new(), level);
         for piece in data.chunks(chunk.max(1)) {
             gz.write_all(piece).unwrap();
         }
@@ -164,13 +160,14 @@ mod tests {
     }
 
     #[test]
-    fn any_gzip_reader_gets_the_input_back() {
+    fn a_gzip_reader_gets_the_input_back() {
         let mut data = Vec::new();
         for i in 0..(3 * BLOCK + 12345) {
             data.push(((i * 7919) % 251) as u8 ^ (i >> 13) as u8);
         }
         for len in [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, data.len()] {
-            let out = gzip(&data[..len], 65536);
+            let out = gzip(&data[..len], 65536, 3);
+            assert_eq!(&out[..2], [0x1f, 0x8b], "{len} bytes");
             assert_eq!(gunzip(&out), &data[..len], "{len} bytes");
         }
     }
@@ -178,9 +175,10 @@ mod tests {
     #[test]
     fn the_output_does_not_depend_on_how_the_input_was_written() {
         let data: Vec<u8> = (0..(2 * BLOCK + 99)).map(|i| (i % 97) as u8).collect();
-        let whole = gzip(&data, data.len());
-        assert_eq!(gzip(&data, 4096), whole);
-        assert_eq!(gzip(&data, 1), gzip(&data[..], 1));
+        let whole = gzip(&data, data.len(), 6);
+        assert_eq!(gzip(&data, 4096, 6), whole);
+        assert_eq!(gzip(&data, 333, 6), whole);
         assert!(whole.len() < data.len() / 10, "it compresses");
+        assert_ne!(gzip(&data, 4096, 1), whole, "the level matters");
     }
 }

@@ -7,8 +7,10 @@
 //! shared queue, largest items first, starts the big ones at once on
 //! different threads.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 
 /// Who runs the jobs.
 #[derive(Clone, Copy, Debug)]
@@ -101,6 +103,85 @@ fn drive<T: Sync, R: Send>(
         .collect()
 }
 
+/// A pipeline: jobs handed to the cores one by one while the caller goes
+/// on producing the next, their results taken back in the order they were
+/// handed in, with at most `limit` in flight (memory stays bounded). For a
+/// stream cut into blocks that are worked on in parallel and written in
+/// order (gzip).
+pub(crate) struct InOrder<R: Send + 'static> {
+    tx: Sender<(u64, R)>,
+    rx: Receiver<(u64, R)>,
+    submitted: u64,
+    taken: u64,
+    ready: BTreeMap<u64, R>,
+    limit: u64,
+}
+
+impl<R: Send + 'static> InOrder<R> {
+    /// A pipeline with at most `limit` (at least 1) jobs in flight.
+    pub(crate) fn new(limit: usize) -> InOrder<R> {
+        let (tx, rx) = channel();
+        InOrder {
+            tx,
+            rx,
+            submitted: 0,
+            taken: 0,
+            ready: BTreeMap::new(),
+            limit: limit.max(1) as u64,
+        }
+    }
+
+    /// Hands `job` to the cores, after waiting, while `limit` jobs are in
+    /// flight, for the oldest; returns the results now due, in order.
+    pub(crate) fn submit(&mut self, job: impl FnOnce() -> R + Send + 'static) -> Vec<R> {
+        let mut due = Vec::new();
+        while self.submitted - self.taken >= self.limit {
+            due.extend(self.wait_next());
+        }
+        let seq = self.submitted;
+        self.submitted += 1;
+        let tx = self.tx.clone();
+        rayon::spawn(move || {
+            // The receiver outlives every job unless the caller gave up.
+            let _ = tx.send((seq, job()));
+        });
+        due.extend(self.take_ready());
+        due
+    }
+
+    /// Waits for every job handed in; returns the results not yet taken,
+    /// in order.
+    pub(crate) fn finish(&mut self) -> Vec<R> {
+        let mut due = Vec::new();
+        while self.taken < self.submitted {
+            due.extend(self.wait_next());
+        }
+        due
+    }
+
+    /// Blocks until the oldest job not taken is done; returns what is due.
+    fn wait_next(&mut self) -> Vec<R> {
+        while !self.ready.contains_key(&self.taken) {
+            let (seq, r) = self.rx.recv().expect("a job of ours holds a sender");
+            self.ready.insert(seq, r);
+        }
+        self.take_ready()
+    }
+
+    /// The results due, in order, of the jobs done so far.
+    fn take_ready(&mut self) -> Vec<R> {
+        while let Ok((seq, r)) = self.rx.try_recv() {
+            self.ready.insert(seq, r);
+        }
+        let mut due = Vec::new();
+        while let Some(r) = self.ready.remove(&self.taken) {
+            due.push(r);
+            self.taken += 1;
+        }
+        due
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +226,26 @@ mod tests {
         );
         let ok = until_error(&items, Workers::Cores, |&n| Ok::<_, ()>(n + 1));
         assert_eq!(ok.unwrap(), items.iter().map(|n| n + 1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_pipeline_gives_results_in_order_with_a_bounded_number_in_flight() {
+        let running = std::sync::Arc::new(AtomicUsize::new(0));
+        let most = std::sync::Arc::new(AtomicUsize::new(0));
+        let mut p = InOrder::new(3);
+        let mut out = Vec::new();
+        for i in 0..50u64 {
+            let (running, most) = (running.clone(), most.clone());
+            out.extend(p.submit(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_micros((50 - i) * 20));
+                running.fetch_sub(1, Ordering::SeqCst);
+                i * 10
+            }));
+        }
+        out.extend(p.finish());
+        assert_eq!(out, (0..50).map(|i| i * 10).collect::<Vec<_>>());
+        assert!(most.load(Ordering::SeqCst) <= 3);
     }
 }

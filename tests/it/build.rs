@@ -57,6 +57,10 @@ fn what_build_writes_umoci_unpacks_skopeo_reads_and_oci_image_tool_validates() {
     )
     .unwrap();
     std::os::unix::fs::symlink("www/index.html", tree.join("srv/home")).unwrap();
+    // Over 1 MiB: the layer is several gzip members, which umoci (Go's
+    // compress/gzip) must read whole.
+    let big = crate::util::bytes(3 << 20, 9);
+    std::fs::write(tree.join("srv/big"), &big).unwrap();
     let given = s.path("given.tar.gz");
     sh(Command::new("tar")
         .arg("-czf")
@@ -124,6 +128,7 @@ fn what_build_writes_umoci_unpacks_skopeo_reads_and_oci_image_tool_validates() {
     );
     let page = std::fs::metadata(root.join("srv/www/index.html")).unwrap();
     assert_eq!(page.permissions().mode() & 0o777, 0o640, "modes are kept");
+    assert!(std::fs::read(root.join("srv/big")).unwrap() == big, "srv/big");
     assert_eq!(
         std::fs::read_link(root.join("srv/home")).unwrap().to_str(),
         Some("www/index.html")

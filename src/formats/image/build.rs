@@ -19,6 +19,10 @@ use crate::model::{Descriptor, Platform, media_type as mt};
 use crate::store::layout::DOCUMENT_LIMIT;
 use crate::store::writer::Writer;
 
+/// The gzip level of the layers `build` makes, chosen by measurement
+/// (`benches/images.sh build`, docs/performance.md).
+pub const DEFAULT_LEVEL: u32 = 1;
+
 /// The base that is no image at all: an empty root filesystem.
 pub const SCRATCH: &str = "scratch";
 
@@ -40,7 +44,7 @@ pub struct BuildOptions {
     pub env: Vec<(String, String)>,
     /// The config's `created` and the new history entries' time (RFC 3339).
     pub created: String,
-    /// gzip level of the layers made here (0-9).
+    /// gzip level of the layers made here (0-12, libdeflate's).
     pub level: u32,
 }
 
@@ -288,7 +292,7 @@ fn write_index(
 impl BuildOptions {
     /// Options with `created` from `SOURCE_DATE_EPOCH` (seconds) when it is
     /// set, else the Unix epoch, so that the same inputs build the same
-    /// digests (as ko does); gzip level 6.
+    /// digests (as ko does); gzip at [`DEFAULT_LEVEL`].
     pub fn reproducible() -> BuildOptions {
         let secs = std::env::var("SOURCE_DATE_EPOCH")
             .ok()
@@ -298,7 +302,7 @@ impl BuildOptions {
             created: crate::io::timestamp::rfc3339(
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
             ),
-            level: 6,
+            level: DEFAULT_LEVEL,
             ..BuildOptions::default()
         }
     }

@@ -317,7 +317,7 @@ impl Image {
             let m = l.descriptor.media_type.as_str();
             let mut plain: Box<dyn Read + '_> = if m.ends_with("+gzip") || m.ends_with(".tar.gzip")
             {
-                Box::new(flate2::read::GzDecoder::new(blob))
+                Box::new(flate2::read::MultiGzDecoder::new(blob))
             } else if m.ends_with("+zstd") {
                 let d = zstd::stream::read::Decoder::new(blob)
                     .map_err(|e| Error::stream("decompress", what.clone(), e))?;

@@ -54,8 +54,10 @@ pub struct Args {
     /// order: `--cmd serve --cmd --port=80`. Replaces the base's command.
     #[arg(long, allow_hyphen_values = true, value_name = "ARG")]
     cmd: Vec<String>,
-    /// gzip level of the new layers (0-9).
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    /// gzip level of the new layers (libdeflate's: 0 stores, 1 fastest, 12
+    /// smallest).
+    #[arg(long, default_value_t = epoch_store::formats::image::build::DEFAULT_LEVEL,
+          value_parser = clap::value_parser!(u32).range(0..=12))]
     level: u32,
     /// Replace the ref if it names something else already.
     #[arg(long)]
