@@ -128,7 +128,10 @@ fn what_build_writes_umoci_unpacks_skopeo_reads_and_oci_image_tool_validates() {
     );
     let page = std::fs::metadata(root.join("srv/www/index.html")).unwrap();
     assert_eq!(page.permissions().mode() & 0o777, 0o640, "modes are kept");
-    assert!(std::fs::read(root.join("srv/big")).unwrap() == big, "srv/big");
+    assert!(
+        std::fs::read(root.join("srv/big")).unwrap() == big,
+        "srv/big"
+    );
     assert_eq!(
         std::fs::read_link(root.join("srv/home")).unwrap().to_str(),
         Some("www/index.html")
