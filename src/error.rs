@@ -188,6 +188,16 @@ pub enum Error {
     /// operation (a name, a size, a ref that holds something else).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A registry could not be reached, or answered with an error.
+    #[error("{registry}: {reason}")]
+    Registry {
+        /// The registry (`host[:port]`) and what was being done.
+        registry: String,
+        /// What went wrong, and what to do about it.
+        reason: String,
+        /// What kind of failure it was.
+        kind: ErrorKind,
+    },
     /// gc declined to sweep because it could not see everything that is reachable.
     #[error("gc refused to delete anything: {reason}")]
     GcRefused {
@@ -228,6 +238,8 @@ pub enum ErrorKind {
     /// An operation declined to go on because it could not be done safely
     /// (gc that cannot see everything, a layout directory that is a symlink).
     Refused,
+    /// A registry could not be reached, or did not let us in (401, 403).
+    Network,
 }
 
 impl Error {
@@ -250,6 +262,7 @@ impl Error {
             Error::TooLarge { .. } | Error::Overflow { .. } => ErrorKind::TooLarge,
             Error::UnsupportedLayoutVersion { .. } => ErrorKind::Unsupported,
             Error::GcRefused { .. } | Error::LayoutDirectory { .. } => ErrorKind::Refused,
+            Error::Registry { kind, .. } => *kind,
         }
     }
 

@@ -26,6 +26,7 @@ mod media_unpack;
 mod oras;
 mod os_image;
 mod platforms;
+mod registry;
 mod stumbles;
 mod tar;
 mod transfer;

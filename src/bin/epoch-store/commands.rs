@@ -16,6 +16,8 @@ pub mod inspect;
 pub mod ls;
 pub mod pack;
 mod pack_eci;
+pub mod pull;
+pub mod push;
 pub mod tag;
 pub mod unpack;
 pub mod untag;

@@ -5,6 +5,7 @@ mod duration;
 mod input;
 mod output;
 mod progress;
+mod remote;
 mod report;
 mod snapshot_options;
 mod target;
@@ -75,6 +76,8 @@ enum Command {
     ImportArchive(commands::import_archive::Args),
     Copy(commands::copy::Args),
     Build(commands::build::Args),
+    Push(commands::push::Args),
+    Pull(commands::pull::Args),
     Du(commands::du::Args),
     ImportLegacy(commands::import_legacy::Args),
 }
@@ -193,6 +196,8 @@ fn main() -> ExitCode {
         Command::ImportArchive(a) => commands::import_archive::run(&ctx, a),
         Command::Copy(a) => commands::copy::run(&ctx, a),
         Command::Build(a) => commands::build::run(&ctx, a),
+        Command::Push(a) => commands::push::run(&ctx, a),
+        Command::Pull(a) => commands::pull::run(&ctx, a),
         Command::Du(a) => commands::du::run(&ctx, a),
         Command::ImportLegacy(a) => commands::import_legacy::run(&ctx, a),
     };

@@ -1,0 +1,102 @@
+//! `epoch-store pull`.
+
+use std::time::Instant;
+
+use epoch_store::transport::registry::{self, Client, Reference};
+
+use crate::output::{duration, rate, size};
+use crate::remote::{RemoteArgs, parse_reference};
+use crate::{Ctx, EXIT_OK};
+
+/// Pull an image, index or artifact from an OCI registry into the layout.
+///
+/// The manifest (or index, followed to every image) and every blob it
+/// reaches are fetched, several at once, each verified while it is written
+/// and published with the store's protocol; blobs the layout has are not
+/// fetched. The ref is tagged last, once everything is durable.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    epoch-store pull registry.internal:5000/vms/sre-bot:v1\n  \
+    epoch-store pull 127.0.0.1:5000/library/alpine:3.20 --plain-http --ref alpine:3.20\n\n\
+Exit codes: 0 pulled, 2 error (unreachable, refused, a wrong digest or size):\n\
+nothing is tagged then, and the same command finishes the pull.")]
+pub struct Args {
+    /// What to pull: HOST[:PORT]/REPO[:TAG|@DIGEST].
+    #[arg(value_name = "SRC", value_parser = parse_reference)]
+    source: Reference,
+    /// The local ref to tag it as (default: REPO:TAG; by digest only:
+    /// untagged).
+    #[arg(long = "ref", value_name = "REF")]
+    ref_name: Option<String>,
+    /// Move the ref if it names something else already.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
+    let ref_name = match (&a.ref_name, &a.source.tag, &a.source.digest) {
+        (Some(r), _, _) => Some(r.clone()),
+        (None, Some(t), _) => Some(format!("{}:{t}", a.source.repository)),
+        (None, None, Some(_)) => None,
+        (None, None, None) => Some(format!("{}:latest", a.source.repository)),
+    };
+    let ref_name = ref_name
+        .map(|r| epoch_store::RefName::new(r.as_str()))
+        .transpose()?;
+    let layout = ctx.open_or_create("pull")?;
+    if !a.force
+        && let Some(r) = &ref_name
+        && let Some(old) = layout.read_index()?.find(r.as_str())?
+    {
+        anyhow::bail!(
+            "{} names {} already; pass --force to move it, or --ref to pick another name",
+            r.as_str(),
+            old.digest
+        );
+    }
+    let client = Client::new(&a.source, &a.remote.options()?);
+    let started = Instant::now();
+    let writer = ctx.writer(&layout)?;
+    let report = registry::pull(&writer, &client, &a.source, a.remote.jobs as usize)?;
+    writer.update_index(|index| {
+        match &ref_name {
+            Some(r) => {
+                index.set_ref(r, &report.root);
+            }
+            None => index.add_untagged(&report.root),
+        }
+        Ok(())
+    })?;
+    let elapsed = started.elapsed();
+    let shown = ref_name.as_ref().map_or("(untagged)", |r| r.as_str());
+    if ctx.json {
+        return crate::output::json(&serde_json::json!({
+            "from": a.source.to_string(),
+            "ref": ref_name.as_ref().map(|r| r.as_str()),
+            "digest": report.root.digest,
+            "documents": report.documents,
+            "blobs": report.blobs,
+            "blobsSkipped": report.blobs_skipped,
+            "bytes": report.bytes,
+            "seconds": elapsed.as_secs_f64(),
+        }))
+        .map(|()| EXIT_OK);
+    }
+    ctx.say(format_args!(
+        "Pulled {} as {} ({}): {} blob{} fetched ({}), {} already here, {} document{} in {} ({})",
+        a.source,
+        shown,
+        report.root.digest,
+        report.blobs,
+        if report.blobs == 1 { "" } else { "s" },
+        size(report.bytes),
+        report.blobs_skipped,
+        report.documents,
+        if report.documents == 1 { "" } else { "s" },
+        duration(elapsed),
+        rate(report.bytes, elapsed)
+    ))?;
+    Ok(EXIT_OK)
+}

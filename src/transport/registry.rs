@@ -1,0 +1,16 @@
+//! The registry bridge: push a root of the layout to any OCI
+//! distribution-spec registry, pull one from it into the layout. The
+//! registry is the scale-out: one blocking HTTP/1.1 client
+//! ([`client::Client`]) shared by the store's worker threads, blobs
+//! streamed from or to the store and verified, documents kept as their
+//! raw bytes.
+
+pub mod client;
+pub mod pull;
+pub mod push;
+pub mod reference;
+
+pub use client::{Client, ClientOptions, Credentials};
+pub use pull::{PullReport, pull};
+pub use push::{PushReport, push};
+pub use reference::Reference;

@@ -1,0 +1,286 @@
+//! `push` and `pull` against Debian's `docker-registry` (distribution
+//! 2.8) on 127.0.0.1, started and stopped by each test; skopeo reads what
+//! we push and pushes what we pull.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::platforms::image;
+use crate::util::{OCI_INDEX, Store, have_tool, sh};
+
+/// distribution 2.8 serving a directory on 127.0.0.1 (plain HTTP, no
+/// auth); killed when dropped, also when the test panics.
+struct Registry {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    host: String,
+    /// Its storage directory.
+    data: std::path::PathBuf,
+}
+
+impl Registry {
+    fn start(st: &Store) -> Registry {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let data = st.path("registry-data");
+        let config = st.file(
+            "registry.yml",
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+                data.display()
+            )
+            .as_bytes(),
+        );
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run docker-registry serve");
+        let reg = Registry { child, host, data };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&reg.host).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen on {}",
+                reg.host
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        reg
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A layout holding a snapshot (`snap:1`), an index of three platforms
+/// (`multi:1`) and a files artifact (`files:1`).
+fn fixture() -> (Store, std::path::PathBuf) {
+    let s = Store::new();
+    let dir = s.path("vm");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("memory-ranges"), crate::util::bytes(3 << 20, 1)).unwrap();
+    std::fs::write(dir.join("state.json"), b"{\"vm\":1}").unwrap();
+    s.ok(&[
+        "pack",
+        "snapshot",
+        dir.to_str().unwrap(),
+        "--ref",
+        "snap:1",
+        "--chunk-size",
+        "1MiB",
+        "--no-ch-config",
+    ]);
+    let entries: Vec<Value> = [
+        ("linux", "amd64", ""),
+        ("linux", "arm64", "v8"),
+        ("linux", "arm", "v7"),
+    ]
+    .iter()
+    .map(|(os, arch, v)| image(&s, os, arch, v))
+    .collect();
+    let index = serde_json::to_vec(
+        &serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}),
+    )
+    .unwrap();
+    let d = s.put_raw(&index);
+    let mut idx = s.index();
+    let mut e = crate::util::desc(OCI_INDEX, &d, index.len());
+    e["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "multi:1"});
+    idx["manifests"].as_array_mut().unwrap().push(e);
+    s.set_index(&idx);
+    let notes = s.file("notes.md", b"# runbook\n");
+    s.ok(&["add", "--ref", "files:1", notes.to_str().unwrap()]);
+    (s, dir)
+}
+
+#[test]
+fn what_we_push_skopeo_reads_byte_for_byte_and_we_pull_back_whole() {
+    if !have_tool("docker-registry") || !have_tool("skopeo") {
+        return;
+    }
+    let (s, vm) = fixture();
+    let reg = Registry::start(&s);
+    for (r, repo) in [
+        ("snap:1", "vms/snap"),
+        ("multi:1", "images/multi"),
+        ("files:1", "misc/files"),
+    ] {
+        let digest = s.json(&["inspect", r])["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let dest = format!("{}/{repo}", reg.host);
+        let out = s.json(&["push", r, &dest, "--plain-http"]);
+        assert_eq!(out["digest"], digest.as_str(), "{r}");
+        assert!(out["blobs"].as_u64().unwrap() > 0, "{r}: {out}");
+        // skopeo sees our manifest's bytes under the tag from the ref.
+        let raw = sh(Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{dest}:1"),
+        ]));
+        assert_eq!(
+            crate::util::sha256(raw.as_bytes()),
+            digest,
+            "{r}: skopeo reads our bytes"
+        );
+        // Again: every blob is there already.
+        let again = s.json(&["push", r, &dest, "--plain-http"]);
+        assert_eq!(
+            (again["blobs"].as_u64(), again["bytes"].as_u64()),
+            (Some(0), Some(0)),
+            "{r}: {again}"
+        );
+        // Pulled into a new layout: the same digest, verified.
+        let back = Store::empty();
+        let pulled = back.json(&["pull", &format!("{dest}:1"), "--plain-http", "--ref", r]);
+        assert_eq!(pulled["digest"], digest.as_str(), "{r}");
+        back.ok(&["verify"]);
+        let ours = crate::util::independent_check(&s.layout, &[&digest], r);
+        let theirs = crate::util::independent_check(&back.layout, &[&digest], r);
+        assert_eq!(
+            ours.reachable, theirs.reachable,
+            "{r}: every blob came back"
+        );
+        if r == "snap:1" {
+            let out = back.path("restored");
+            back.ok(&["unpack", r, out.to_str().unwrap()]);
+            let files = |d: &std::path::Path| -> Vec<(std::ffi::OsString, String)> {
+                crate::util::snapshot_dir(d)
+                    .into_iter()
+                    .map(|(p, b)| (p.file_name().unwrap().to_owned(), crate::util::sha256(&b)))
+                    .collect()
+            };
+            assert_eq!(
+                files(&out),
+                files(&vm),
+                "the snapshot unpacks to the original files"
+            );
+        }
+    }
+}
+
+#[test]
+fn what_skopeo_pushes_we_pull_and_verify() {
+    if !have_tool("docker-registry") || !have_tool("skopeo") || !have_tool("umoci") {
+        return;
+    }
+    let s = Store::empty();
+    let dir = s.layout.to_str().unwrap().to_string();
+    sh(Command::new("umoci").args(["init", "--layout", &dir]));
+    sh(Command::new("umoci").args(["new", "--image", &format!("{dir}:base")]));
+    let hello = s.file("hello", b"#!/bin/sh\necho hi\n");
+    sh(Command::new("umoci")
+        .args(["insert", "--rootless", "--image", &format!("{dir}:base")])
+        .arg(&hello)
+        .arg("/hello"));
+    let reg = Registry::start(&s);
+    let dest = format!("docker://{}/lib/hello:v2", reg.host);
+    sh(Command::new("skopeo").args([
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{dir}:base"),
+        &dest,
+    ]));
+    let back = Store::empty();
+    let out = back.json(&[
+        "pull",
+        &format!("{}/lib/hello:v2", reg.host),
+        "--plain-http",
+    ]);
+    assert_eq!(out["ref"], "lib/hello:v2");
+    back.ok(&["verify"]);
+    let raw = sh(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &dest]));
+    assert_eq!(
+        out["digest"].as_str().unwrap(),
+        crate::util::sha256(raw.as_bytes())
+    );
+    let ls = back.json(&["ls"]);
+    assert_eq!(ls[0]["kind"], "container-image", "{ls}");
+}
+
+#[test]
+fn bad_pulls_fail_naming_the_cause_and_tag_nothing() {
+    if !have_tool("docker-registry") {
+        return;
+    }
+    let (s, _) = fixture();
+    let reg = Registry::start(&s);
+    s.ok(&[
+        "push",
+        "files:1",
+        &format!("{}/misc/files:1", reg.host),
+        "--plain-http",
+    ]);
+    let back = Store::new();
+    let before = std::fs::read(back.layout.join("index.json")).unwrap();
+
+    let err = back.fails(
+        2,
+        &[
+            "pull",
+            &format!("{}/misc/files:nope", reg.host),
+            "--plain-http",
+        ],
+    );
+    assert!(err.contains("404") && err.contains(&reg.host), "{err}");
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = back.fails(
+        2,
+        &["pull", &format!("127.0.0.1:{closed}/x/y:1"), "--plain-http"],
+    );
+    assert!(err.contains(&format!("127.0.0.1:{closed}")), "{err}");
+    let err = back.fails(2, &["pull", "127.0.0.1/UPPER:1", "--plain-http"]);
+    assert!(err.contains("UPPER"), "{err}");
+
+    // The registry's copy of the file's blob is damaged: nothing of it is
+    // published here, and nothing is tagged.
+    let files = s.json(&["inspect", "files:1"]);
+    let layer = files["layers"][0]["digest"].as_str().unwrap();
+    let hex = &layer[7..];
+    let data = reg.data.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+    let err = back.fails(
+        2,
+        &[
+            "pull",
+            &format!("{}/misc/files:1", reg.host),
+            "--plain-http",
+        ],
+    );
+    assert!(err.contains(hex), "{err}");
+    assert!(
+        !back.blob(layer).exists(),
+        "the damaged blob is not published"
+    );
+    assert_eq!(
+        std::fs::read(back.layout.join("index.json")).unwrap(),
+        before,
+        "nothing tagged"
+    );
+    back.ok(&["verify"]);
+}
