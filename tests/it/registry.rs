@@ -23,6 +23,22 @@ struct Registry {
 
 impl Registry {
     fn start(st: &Store) -> Registry {
+        Registry::start_with(st, "")
+    }
+
+    /// With Basic auth: `user` and `password` in an htpasswd file (bcrypt).
+    fn start_basic(st: &Store, user: &str, password: &str) -> Registry {
+        let htpasswd = sh(Command::new("htpasswd").args(["-Bbn", user, password]));
+        let path = st.file("htpasswd", htpasswd.as_bytes());
+        let auth = format!(
+            "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+            path.display()
+        );
+        Registry::start_with(st, &auth)
+    }
+
+    /// `extra` is more of the config (YAML at the top level).
+    fn start_with(st: &Store, extra: &str) -> Registry {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -33,7 +49,7 @@ impl Registry {
         let config = st.file(
             "registry.yml",
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n{extra}",
                 data.display()
             )
             .as_bytes(),
@@ -281,6 +297,71 @@ fn bad_pulls_fail_naming_the_cause_and_tag_nothing() {
         std::fs::read(back.layout.join("index.json")).unwrap(),
         before,
         "nothing tagged"
+    );
+    back.ok(&["verify"]);
+}
+
+#[test]
+fn basic_auth_with_password_stdin_and_refusals_that_never_show_the_password() {
+    if !have_tool("docker-registry") || !have_tool("htpasswd") {
+        return;
+    }
+    let (s, _) = fixture();
+    let reg = Registry::start_basic(&s, "alice", "s3cret-pw");
+    let dest = format!("{}/misc/files:1", reg.host);
+    let with = |password: &str, args: &[&str]| {
+        let mut cmd = s.cmd(args);
+        cmd.args(["--plain-http", "--username", "alice", "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = with("s3cret-pw", &["push", "files:1", &dest]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wrong = with("not-it-pw", &["push", "files:1", &dest]);
+    assert_eq!(wrong.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("401") && err.contains("\"alice\"") && !err.contains("not-it-pw"),
+        "{err}"
+    );
+    let err = s.fails(2, &["pull", &dest, "--plain-http", "--ref", "again:1"]);
+    assert!(
+        err.contains("401") && err.contains("no credentials") && err.contains("--password-stdin"),
+        "{err}"
+    );
+    let back = Store::empty();
+    let mut cmd = back.cmd(&[
+        "pull",
+        &dest,
+        "--plain-http",
+        "--username",
+        "alice",
+        "--password-stdin",
+    ]);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "s3cret-pw").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     back.ok(&["verify"]);
 }
