@@ -6,6 +6,7 @@
 //! raw bytes.
 
 pub mod client;
+mod fetch;
 pub mod pull;
 pub mod push;
 pub mod reference;

@@ -365,3 +365,97 @@ fn basic_auth_with_password_stdin_and_refusals_that_never_show_the_password() {
     );
     back.ok(&["verify"]);
 }
+
+/// A TCP proxy to `upstream` on 127.0.0.1 that cuts each of its first
+/// `cuts` connections once it has sent `budget` bytes back to the client.
+struct CuttingProxy {
+    /// `127.0.0.1:PORT`.
+    host: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CuttingProxy {
+    fn start(upstream: &str, budget: usize, cuts: usize) -> CuttingProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (upstream, counter) = (upstream.to_string(), cut.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    return;
+                };
+                let cut_this = counter.fetch_add(1, Ordering::SeqCst) < cuts;
+                if !cut_this {
+                    counter.fetch_sub(1, Ordering::SeqCst);
+                }
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    let mut sent = 0;
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        let n = match s_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let n = if cut_this { n.min(budget - sent) } else { n };
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent += n;
+                        if cut_this && sent >= budget {
+                            break;
+                        }
+                    }
+                    let _ = c_write.shutdown(std::net::Shutdown::Both);
+                    let _ = s_read.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CuttingProxy { host, cut }
+    }
+}
+
+#[test]
+fn a_pull_whose_connections_are_cut_resumes_each_blob_at_the_byte() {
+    if !have_tool("docker-registry") {
+        return;
+    }
+    let (s, vm) = fixture();
+    let reg = Registry::start(&s);
+    s.ok(&[
+        "push",
+        "snap:1",
+        &format!("{}/vms/snap:1", reg.host),
+        "--plain-http",
+    ]);
+    let proxy = CuttingProxy::start(&reg.host, 400 << 10, 4);
+    let back = Store::empty();
+    let out = back.json(&[
+        "pull",
+        &format!("{}/vms/snap:1", proxy.host),
+        "--plain-http",
+        "--jobs",
+        "1",
+    ]);
+    let cuts = proxy.cut.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(cuts, 4, "the proxy cut four connections");
+    assert!(out["retries"].as_u64().unwrap() >= 3, "{out}");
+    assert!(out["resumedBytes"].as_u64().unwrap() > 0, "{out}");
+    back.ok(&["verify"]);
+    let restored = back.path("restored");
+    back.ok(&["unpack", "vms/snap:1", restored.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(restored.join("memory-ranges")).unwrap(),
+        std::fs::read(vm.join("memory-ranges")).unwrap()
+    );
+}

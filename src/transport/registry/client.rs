@@ -133,12 +133,16 @@ impl Client {
 
     /// A GET of a URL the registry redirected to, without our credentials
     /// (it may be another host).
-    pub(crate) fn send_anonymous(&self, url: &str) -> Result<Response<Body>> {
+    pub(crate) fn send_anonymous(
+        &self,
+        url: &str,
+        header: Option<(&'static str, String)>,
+    ) -> Result<Response<Body>> {
         self.attempt(
             &mut Call {
                 method: "GET",
                 url: url.to_string(),
-                headers: vec![],
+                headers: header.into_iter().collect(),
                 body: None,
             },
             None,
@@ -277,7 +281,7 @@ impl Client {
             None => "no credentials".to_string(),
         };
         self.error(
-            ErrorKind::Network,
+            ErrorKind::Refused,
             format!(
                 "{status} for {}: tried {tried}; give others with --username and --password-stdin",
                 self.repository

@@ -6,12 +6,13 @@
 //! tagged here: the caller tags the root once every blob is durable.
 
 use std::collections::HashSet;
-use std::io::{self, Read};
+use std::io::Read;
 
 use ureq::Body;
 use ureq::http::{Response, StatusCode};
 
 use super::client::{Call, Client};
+use super::fetch::{Counters, fetch_blob};
 use super::reference::Reference;
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::digest::{Algorithm, Digest};
@@ -27,9 +28,6 @@ pub(crate) const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.docker.distribution.manifest.v2+json";
 
-/// Redirects followed for one blob (to storage behind the registry).
-const MAX_REDIRECTS: usize = 5;
-
 /// What [`pull`] did.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -44,6 +42,10 @@ pub struct PullReport {
     pub blobs_skipped: u64,
     /// Bytes of blobs fetched.
     pub bytes: u64,
+    /// Requests made again (a dropped connection, 408, 429, 5xx).
+    pub retries: u64,
+    /// Bytes not fetched again because a retry resumed after them.
+    pub resumed_bytes: u64,
 }
 
 /// Pulls what `reference` names, and everything it reaches, into
@@ -69,6 +71,8 @@ pub fn pull(
         blobs: 0,
         blobs_skipped: 0,
         bytes: 0,
+        retries: 0,
+        resumed_bytes: 0,
     };
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut seen: HashSet<Digest> = HashSet::from([root.digest.clone()]);
@@ -103,11 +107,14 @@ pub fn pull(
             _ => missing.push(b),
         }
     }
+    let counters = Counters::default();
     let fetched = until_error(&missing, Workers::Threads(jobs.max(1)), |b| {
-        fetch_blob(writer, client, b)
+        fetch_blob(writer, client, b, &counters)
     })?;
     report.blobs = fetched.len() as u64;
     report.bytes = fetched.iter().sum();
+    report.retries = counters.retries.into_inner();
+    report.resumed_bytes = counters.resumed.into_inner();
     writer.sync()?;
     Ok(report)
 }
@@ -179,42 +186,6 @@ pub(crate) fn fetch_manifest(
             )
         })?;
     Ok((raw, media_type))
-}
-
-/// Streams one blob into the store, verified; returns its size.
-fn fetch_blob(writer: &Writer<'_>, client: &Client, desc: &Descriptor) -> Result<u64> {
-    let mut url = client.url(&format!("blobs/{}", desc.digest));
-    let mut resp = client.send(&mut Call {
-        method: "GET",
-        url: url.clone(),
-        headers: vec![],
-        body: None,
-    })?;
-    for _ in 0..MAX_REDIRECTS {
-        if !resp.status().is_redirection() {
-            break;
-        }
-        let location = header(&resp, "location").ok_or_else(|| {
-            client.error(
-                ErrorKind::Malformed,
-                format!("a redirect for blob {} without a Location", desc.digest),
-            )
-        })?;
-        url = client.absolute(&location);
-        // Another host gets no credentials of ours.
-        resp = client.send_anonymous(&url)?;
-    }
-    check_status(client, &resp, &format!("blob {}", desc.digest))?;
-    let mut blob = writer.blob()?;
-    let mut body = resp.body_mut().as_reader();
-    let copied = io::copy(&mut (&mut body).take(desc.size + 1), &mut blob).map_err(|e| {
-        client.error(
-            ErrorKind::Network,
-            format!("reading blob {}: {e}", desc.digest),
-        )
-    })?;
-    blob.commit(&desc.media_type, Some(desc))?;
-    Ok(copied)
 }
 
 /// `Ok` for 2xx; else an error naming `what` and the status.

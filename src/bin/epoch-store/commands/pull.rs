@@ -80,6 +80,8 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
             "blobs": report.blobs,
             "blobsSkipped": report.blobs_skipped,
             "bytes": report.bytes,
+            "retries": report.retries,
+            "resumedBytes": report.resumed_bytes,
             "seconds": elapsed.as_secs_f64(),
         }))
         .map(|()| EXIT_OK);
