@@ -10,6 +10,7 @@ mod fetch;
 pub mod pull;
 pub mod push;
 pub mod reference;
+mod upload;
 
 pub use client::{Client, ClientOptions, Credentials};
 pub use pull::{PullReport, pull};

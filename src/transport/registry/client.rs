@@ -290,6 +290,35 @@ impl Client {
     }
 }
 
+/// `Ok` for 2xx; else an error naming `what` and the status.
+pub(crate) fn check_status(client: &Client, resp: &Response<Body>, what: &str) -> Result<()> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let kind = if status == StatusCode::NOT_FOUND {
+        ErrorKind::NotFound
+    } else {
+        ErrorKind::Network
+    };
+    let hint = if status == StatusCode::NOT_FOUND {
+        "; check the repository and tag"
+    } else {
+        ""
+    };
+    Err(client.error(
+        kind,
+        format!("{what}: the registry answered {status}{hint}"),
+    ))
+}
+
+pub(crate) fn header(resp: &Response<Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
 fn basic(c: &Credentials) -> String {
     let raw = format!("{}:{}", c.username, c.password);
     format!(

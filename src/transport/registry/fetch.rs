@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use ureq::http::StatusCode;
 
-use super::client::{Call, Client};
-use super::pull::header;
+use super::client::{Call, Client, header};
 use crate::error::{ErrorKind, Result};
 use crate::model::Descriptor;
 use crate::store::writer::{BlobWriter, Writer};
@@ -213,7 +212,7 @@ fn transient(e: crate::Error) -> Stop {
 
 /// 200 ms doubling per attempt, at most [`MAX_BACKOFF`], plus up to half
 /// again of jitter; at least `after` when the registry asked for it.
-fn backoff(attempt: u32, after: Option<Duration>) -> Duration {
+pub(crate) fn backoff(attempt: u32, after: Option<Duration>) -> Duration {
     let base = Duration::from_millis(200u64 << attempt.min(8)).min(MAX_BACKOFF);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

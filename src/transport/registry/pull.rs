@@ -8,10 +8,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 
-use ureq::Body;
-use ureq::http::{Response, StatusCode};
-
-use super::client::{Call, Client};
+use super::client::{Call, Client, check_status, header};
 use super::fetch::{Counters, fetch_blob};
 use super::reference::Reference;
 use crate::error::{Error, ErrorKind, Result};
@@ -186,33 +183,4 @@ pub(crate) fn fetch_manifest(
             )
         })?;
     Ok((raw, media_type))
-}
-
-/// `Ok` for 2xx; else an error naming `what` and the status.
-pub(crate) fn check_status(client: &Client, resp: &Response<Body>, what: &str) -> Result<()> {
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let kind = if status == StatusCode::NOT_FOUND {
-        ErrorKind::NotFound
-    } else {
-        ErrorKind::Network
-    };
-    let hint = if status == StatusCode::NOT_FOUND {
-        "; check the repository and tag"
-    } else {
-        ""
-    };
-    Err(client.error(
-        kind,
-        format!("{what}: the registry answered {status}{hint}"),
-    ))
-}
-
-pub(crate) fn header(resp: &Response<Body>, name: &str) -> Option<String> {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(String::from)
 }

@@ -8,12 +8,11 @@
 use std::collections::{HashMap, HashSet};
 
 use ureq::SendBody;
-use ureq::http::StatusCode;
 
-use super::client::{Call, Client};
-use super::pull::{check_status, header};
+use super::client::{Call, Client, check_status};
 use super::reference::Reference;
-use crate::error::{ErrorKind, Result};
+use super::upload::upload_blob;
+use crate::error::Result;
 use crate::io::digest::Digest;
 use crate::io::schedule::{Workers, until_error};
 use crate::model::{Descriptor, media_type as mt};
@@ -31,11 +30,15 @@ pub struct PushReport {
     pub blobs_skipped: u64,
     /// Bytes of blobs uploaded.
     pub bytes: u64,
+    /// Requests made again (a dropped connection, 408, 429, 5xx).
+    pub retries: u64,
+    /// Bytes sent again by those retries (at most a chunk each).
+    pub resent_bytes: u64,
 }
 
 /// Pushes `root` of `layout`, and everything it reaches, to `reference`
 /// (its tag, else `latest`; a digest-only reference pushes by digest),
-/// `jobs` blobs at a time.
+/// `jobs` blobs at a time, blobs over `chunk` bytes in PATCHes of `chunk`.
 ///
 /// # Errors
 /// A blob or document missing or damaged in the layout (nothing is put
@@ -46,19 +49,23 @@ pub fn push(
     client: &Client,
     reference: &Reference,
     jobs: usize,
+    chunk: u64,
 ) -> Result<PushReport> {
     let (order, raws, blobs) = plan(layout, root)?;
     let mut report = PushReport::default();
+    let chunk = chunk.max(1);
     let sent = until_error(&blobs, Workers::Threads(jobs.max(1)), |b| {
-        push_blob(layout, client, b)
+        upload_blob(layout, client, b, chunk)
     })?;
-    for (desc, uploaded) in blobs.iter().zip(sent) {
-        if uploaded {
+    for (desc, sent) in blobs.iter().zip(sent) {
+        if sent.uploaded {
             report.blobs += 1;
             report.bytes += desc.size;
         } else {
             report.blobs_skipped += 1;
         }
+        report.retries += sent.retries;
+        report.resent_bytes += sent.resent;
     }
     for desc in &order {
         let target = if desc.digest == root.digest {
@@ -104,50 +111,6 @@ fn plan(
         }
     }
     Ok((order, raws, blobs))
-}
-
-/// Uploads one blob unless the registry has it; whether it was uploaded.
-fn push_blob(layout: &Layout, client: &Client, desc: &Descriptor) -> Result<bool> {
-    let blob = format!("blob {}", desc.digest);
-    let head = client.send(&mut Call {
-        method: "HEAD",
-        url: client.url(&format!("blobs/{}", desc.digest)),
-        headers: vec![],
-        body: None,
-    })?;
-    if head.status() == StatusCode::OK {
-        return Ok(false);
-    }
-    // Open it first: a missing blob fails before the registry is asked.
-    drop(layout.open_blob(desc)?);
-    let start = client.send(&mut Call {
-        method: "POST",
-        url: client.url("blobs/uploads/"),
-        headers: vec![],
-        body: None,
-    })?;
-    check_status(client, &start, &format!("starting the upload of {blob}"))?;
-    let location = header(&start, "location").ok_or_else(|| {
-        client.error(
-            ErrorKind::Malformed,
-            format!("starting the upload of {blob}: no Location"),
-        )
-    })?;
-    let mut url = client.absolute(&location);
-    url.push(if url.contains('?') { '&' } else { '?' });
-    url.push_str(&format!("digest={}", desc.digest).replace(':', "%3A"));
-    let mut make = || -> Result<(SendBody<'static>, u64)> {
-        let reader = layout.open_blob(desc)?;
-        Ok((SendBody::from_owned_reader(reader), desc.size))
-    };
-    let put = client.send(&mut Call {
-        method: "PUT",
-        url,
-        headers: vec![("content-type", "application/octet-stream".into())],
-        body: Some(&mut make),
-    })?;
-    check_status(client, &put, &format!("uploading {blob}"))?;
-    Ok(true)
 }
 
 /// Puts a manifest or index as `target` (a tag or its digest).

@@ -28,8 +28,20 @@ pub struct Args {
     /// Where: HOST[:PORT]/REPO[:TAG|@DIGEST].
     #[arg(value_name = "DEST", value_parser = parse_reference)]
     dest: Reference,
+    /// Blobs larger than this go up in PATCHes of this size, in order
+    /// (smaller blobs in one PUT); keep it under a proxy's body limit.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_chunk)]
+    chunk_size: u64,
     #[command(flatten)]
     remote: RemoteArgs,
+}
+
+fn parse_chunk(s: &str) -> Result<u64, String> {
+    match epoch_store::io::size::parse_size(s) {
+        Ok(0) => Err("the chunk size must be more than 0".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
@@ -46,7 +58,14 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     }
     let client = Client::new(&dest, &a.remote.options()?);
     let started = Instant::now();
-    let report = registry::push(&layout, &root, &client, &dest, a.remote.jobs as usize)?;
+    let report = registry::push(
+        &layout,
+        &root,
+        &client,
+        &dest,
+        a.remote.jobs as usize,
+        a.chunk_size,
+    )?;
     let elapsed = started.elapsed();
     if ctx.json {
         return crate::output::json(&serde_json::json!({
@@ -57,6 +76,8 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
             "blobs": report.blobs,
             "blobsSkipped": report.blobs_skipped,
             "bytes": report.bytes,
+            "retries": report.retries,
+            "resentBytes": report.resent_bytes,
             "seconds": elapsed.as_secs_f64(),
         }))
         .map(|()| EXIT_OK);
