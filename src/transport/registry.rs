@@ -14,5 +14,5 @@ mod upload;
 
 pub use client::{Client, ClientOptions, Credentials};
 pub use pull::{PullReport, pull};
-pub use push::{PushReport, push};
+pub use push::{KnownBlobs, PushOptions, PushReport, push};
 pub use reference::Reference;

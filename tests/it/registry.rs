@@ -510,3 +510,71 @@ fn a_chunked_push_whose_connections_are_cut_completes_resending_at_most_a_blob_p
     assert_eq!(pulled["digest"], s.json(&["inspect", "snap:1"])["digest"]);
     back.ok(&["verify"]);
 }
+
+#[test]
+fn push_all_loads_every_ref_under_a_prefix_mounting_blobs_it_sent_already() {
+    if !have_tool("docker-registry") || !have_tool("skopeo") {
+        return;
+    }
+    let (s, _) = fixture();
+    s.ok(&["tag", "snap:1", "copy/snap:2"]);
+    let reg = Registry::start(&s);
+    let out = s.json(&[
+        "push",
+        "--all",
+        &format!("{}/mirror", reg.host),
+        "--plain-http",
+    ]);
+    let pushed = out["pushed"].as_array().unwrap();
+    let to: Vec<&str> = pushed.iter().map(|p| p["to"].as_str().unwrap()).collect();
+    for want in [
+        "mirror/snap:1",
+        "mirror/multi:1",
+        "mirror/files:1",
+        "mirror/copy/snap:2",
+    ] {
+        assert!(to.iter().any(|t| t.ends_with(want)), "{want} in {to:?}");
+    }
+    let mounted: u64 = pushed
+        .iter()
+        .map(|p| p["blobsMounted"].as_u64().unwrap())
+        .sum();
+    let snap_blobs = pushed.iter().find(|p| p["ref"] == "snap:1").unwrap()["blobs"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        mounted, snap_blobs,
+        "the second copy of the snapshot is mounted, not sent: {out}"
+    );
+    for (r, repo) in [
+        ("snap:1", "mirror/snap:1"),
+        ("copy/snap:2", "mirror/copy/snap:2"),
+        ("multi:1", "mirror/multi:1"),
+    ] {
+        let raw = sh(Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/{repo}", reg.host),
+        ]));
+        assert_eq!(
+            crate::util::sha256(raw.as_bytes()),
+            s.json(&["inspect", r])["digest"].as_str().unwrap(),
+            "{r}"
+        );
+    }
+    let back = Store::empty();
+    back.ok(&[
+        "pull",
+        &format!("{}/mirror/copy/snap:2", reg.host),
+        "--plain-http",
+    ]);
+    back.ok(&["verify"]);
+
+    s.ok(&["tag", "snap:1", "Upper:1"]);
+    let err = s.fails(2, &["push", "--all", &reg.host, "--plain-http"]);
+    assert!(
+        err.contains("Upper:1") && err.contains("epoch-store tag"),
+        "{err}"
+    );
+}

@@ -6,6 +6,7 @@
 //! that name them, the root last under its tag.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use ureq::SendBody;
 
@@ -34,11 +35,57 @@ pub struct PushReport {
     pub retries: u64,
     /// Bytes sent again by those retries (at most a chunk each).
     pub resent_bytes: u64,
+    /// Blobs mounted from another repository of the registry.
+    pub blobs_mounted: u64,
+}
+
+/// How [`push`] sends blobs.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct PushOptions {
+    /// Blobs in flight at once.
+    pub jobs: usize,
+    /// Blobs over this go up in PATCHes of this size.
+    pub chunk: u64,
+}
+
+impl PushOptions {
+    /// `jobs` blobs at a time, PATCHes of `chunk` bytes.
+    pub fn new(jobs: usize, chunk: u64) -> PushOptions {
+        PushOptions {
+            jobs: jobs.max(1),
+            chunk: chunk.max(1),
+        }
+    }
+}
+
+/// Blobs known to be in some repository of one registry (pushed, or found
+/// there), for cross-repository mounts across the pushes of one run.
+#[derive(Debug, Default)]
+pub struct KnownBlobs(Mutex<HashMap<Digest, String>>);
+
+impl KnownBlobs {
+    fn repository_of(&self, digest: &Digest) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+            .cloned()
+    }
+
+    fn add(&self, digest: &Digest, repository: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(digest.clone())
+            .or_insert_with(|| repository.to_string());
+    }
 }
 
 /// Pushes `root` of `layout`, and everything it reaches, to `reference`
 /// (its tag, else `latest`; a digest-only reference pushes by digest),
-/// `jobs` blobs at a time, blobs over `chunk` bytes in PATCHes of `chunk`.
+/// with `options`; a blob `known` to be in another repository of the
+/// registry is mounted from there.
 ///
 /// # Errors
 /// A blob or document missing or damaged in the layout (nothing is put
@@ -48,19 +95,24 @@ pub fn push(
     root: &Descriptor,
     client: &Client,
     reference: &Reference,
-    jobs: usize,
-    chunk: u64,
+    options: &PushOptions,
+    known: &KnownBlobs,
 ) -> Result<PushReport> {
     let (order, raws, blobs) = plan(layout, root)?;
     let mut report = PushReport::default();
-    let chunk = chunk.max(1);
-    let sent = until_error(&blobs, Workers::Threads(jobs.max(1)), |b| {
-        upload_blob(layout, client, b, chunk)
+    let repository = reference.repository.as_str();
+    let sent = until_error(&blobs, Workers::Threads(options.jobs), |b| {
+        let from = known.repository_of(&b.digest).filter(|r| r != repository);
+        let sent = upload_blob(layout, client, b, options.chunk, from.as_deref())?;
+        known.add(&b.digest, repository);
+        Ok::<_, crate::Error>(sent)
     })?;
     for (desc, sent) in blobs.iter().zip(sent) {
         if sent.uploaded {
             report.blobs += 1;
             report.bytes += desc.size;
+        } else if sent.mounted {
+            report.blobs_mounted += 1;
         } else {
             report.blobs_skipped += 1;
         }

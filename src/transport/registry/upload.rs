@@ -30,14 +30,19 @@ pub(crate) struct Sent {
     pub retries: u64,
     /// Bytes sent again by those attempts.
     pub resent: u64,
+    /// Whether it was mounted from another repository (not sent).
+    pub mounted: bool,
 }
 
-/// Uploads `desc` unless the registry has it, in chunks of `chunk` bytes.
+/// Uploads `desc` unless the registry has it, in chunks of `chunk` bytes;
+/// first asks the registry to mount it from repository `from` of the same
+/// registry, when given (one that has it).
 pub(crate) fn upload_blob(
     layout: &Layout,
     client: &Client,
     desc: &Descriptor,
     chunk: u64,
+    from: Option<&str>,
 ) -> Result<Sent> {
     let blob = format!("blob {}", desc.digest);
     let head = client.send(&mut get_or_head(
@@ -53,23 +58,62 @@ pub(crate) fn upload_blob(
         uploaded: true,
         ..Sent::default()
     };
-    let mut location = start(client, &blob)?;
-    if desc.size <= chunk {
-        let mut attempt = 0;
-        loop {
-            match put_whole(layout, client, desc, &location) {
-                Ok(()) => return Ok(sent),
-                Err(e) if retryable(&e) && attempt < RETRIES => {
-                    attempt += 1;
-                    sent.retries += 1;
-                    sent.resent += desc.size;
-                    std::thread::sleep(backoff(attempt, None));
-                    location = start(client, &blob)?;
-                }
-                Err(e) => return Err(e),
+    let location = match from {
+        Some(repo) => match mount(client, desc, repo, &blob)? {
+            Some(upload) => upload,
+            None => {
+                return Ok(Sent {
+                    mounted: true,
+                    ..Sent::default()
+                });
             }
+        },
+        None => start(client, &blob)?,
+    };
+    if desc.size <= chunk {
+        upload_whole(layout, client, desc, location, &mut sent)?;
+    } else {
+        upload_chunked(layout, client, desc, chunk, location, &mut sent)?;
+    }
+    Ok(sent)
+}
+
+/// One PUT of the whole blob; a failure starts a new upload and sends it
+/// all again.
+fn upload_whole(
+    layout: &Layout,
+    client: &Client,
+    desc: &Descriptor,
+    mut location: String,
+    sent: &mut Sent,
+) -> Result<()> {
+    let blob = format!("blob {}", desc.digest);
+    let mut attempt = 0;
+    loop {
+        match put_whole(layout, client, desc, &location) {
+            Ok(()) => return Ok(()),
+            Err(e) if retryable(&e) && attempt < RETRIES => {
+                attempt += 1;
+                sent.retries += 1;
+                sent.resent += desc.size;
+                std::thread::sleep(backoff(attempt, None));
+                location = start(client, &blob)?;
+            }
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// PATCHes of `chunk` bytes in order, then the closing PUT.
+fn upload_chunked(
+    layout: &Layout,
+    client: &Client,
+    desc: &Descriptor,
+    chunk: u64,
+    mut location: String,
+    sent: &mut Sent,
+) -> Result<()> {
+    let blob = format!("blob {}", desc.digest);
     let mut offset = 0;
     let mut attempt = 0;
     while offset < desc.size {
@@ -109,8 +153,7 @@ pub(crate) fn upload_blob(
         headers: vec![],
         body: Some(&mut empty),
     })?;
-    check_status(client, &put, &format!("closing the upload of {blob}"))?;
-    Ok(sent)
+    check_status(client, &put, &format!("closing the upload of {blob}"))
 }
 
 fn get_or_head(method: &'static str, url: String) -> Call<'static> {
@@ -120,6 +163,18 @@ fn get_or_head(method: &'static str, url: String) -> Call<'static> {
         headers: vec![],
         body: None,
     }
+}
+
+/// `POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<repo>`: `None`
+/// when mounted (201), else the URL of the upload it started instead.
+fn mount(client: &Client, desc: &Descriptor, from: &str, blob: &str) -> Result<Option<String>> {
+    let query = format!("blobs/uploads/?mount={}&from={from}", desc.digest).replace(':', "%3A");
+    let resp = client.send(&mut get_or_head("POST", client.url(&query)))?;
+    if resp.status() == StatusCode::CREATED {
+        return Ok(None);
+    }
+    check_status(client, &resp, &format!("mounting {blob} from {from}"))?;
+    location(client, &resp, blob).map(Some)
 }
 
 /// `POST /v2/<repo>/blobs/uploads/`: the upload's URL.

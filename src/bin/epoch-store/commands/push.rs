@@ -2,32 +2,40 @@
 
 use std::time::Instant;
 
-use epoch_store::transport::registry::{self, Client, Reference};
+use epoch_store::Descriptor;
+use epoch_store::transport::registry::{
+    self, Client, KnownBlobs, PushOptions, PushReport, Reference,
+};
 
 use crate::output::{duration, rate, size};
-use crate::remote::{RemoteArgs, parse_reference};
+use crate::remote::RemoteArgs;
 use crate::{Ctx, EXIT_OK};
 
-/// Push a ref and everything it reaches to an OCI registry.
+/// Push a ref and everything it reaches to an OCI registry (or, with
+/// --all, every ref of the layout).
 ///
-/// Blobs the registry has are skipped (HEAD); the others are uploaded,
-/// several at once, streamed from the store and checked as they are read;
-/// then the manifests, children before the indexes that name them, the
-/// ref's last under DEST's tag (default: REF's tag).
+/// Blobs the registry has are skipped (HEAD), blobs another repository of
+/// the registry got in this run are mounted from it; the others are
+/// uploaded, several at once, streamed from the store and checked as they
+/// are read; then the manifests, children before the indexes that name
+/// them, the ref's last under DEST's tag (default: REF's tag).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     epoch-store push sre-bot:v1 registry.internal:5000/vms/sre-bot\n  \
     epoch-store push alpine:3.20 127.0.0.1:5000/library/alpine:3.20 --plain-http\n  \
+    epoch-store --layout /media/usb/store push --all registry.internal:5000/mirror\n  \
     echo \"$TOKEN\" | epoch-store push app:1 ghcr.io/team/app:1 --username bot --password-stdin\n\n\
 Exit codes: 0 pushed, 2 error (unreachable, refused, a damaged blob): what was\n\
 put stays, and the same command finishes the push.")]
 pub struct Args {
-    /// The ref (or digest) to push.
-    #[arg(value_name = "REF")]
-    source: String,
-    /// Where: HOST[:PORT]/REPO[:TAG|@DIGEST].
-    #[arg(value_name = "DEST", value_parser = parse_reference)]
-    dest: Reference,
+    /// REF DEST: the ref (or digest) to push, and where
+    /// (HOST[:PORT]/REPO[:TAG|@DIGEST]); with --all, only DEST:
+    /// HOST[:PORT][/PREFIX], each ref NAME:TAG going to PREFIX/NAME:TAG.
+    #[arg(value_name = "REF DEST", num_args = 1..=2, required = true)]
+    targets: Vec<String>,
+    /// Push every ref of the layout (untagged roots are left out).
+    #[arg(long)]
+    all: bool,
     /// Blobs larger than this go up in PATCHes of this size, in order
     /// (smaller blobs in one PUT); keep it under a proxy's body limit.
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_chunk)]
@@ -46,55 +54,117 @@ fn parse_chunk(s: &str) -> Result<u64, String> {
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let layout = ctx.open()?;
-    let root = layout.resolve(&a.source)?;
-    let mut dest = a.dest;
+    let jobs = plan(&layout, &a)?;
+    let options = PushOptions::new(a.remote.jobs as usize, a.chunk_size);
+    let client_options = a.remote.options()?;
+    let known = KnownBlobs::default();
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for (source, root, dest) in &jobs {
+        let client = Client::new(dest, &client_options);
+        let report = registry::push(&layout, root, &client, dest, &options, &known)?;
+        if !ctx.json {
+            say(ctx, source, dest, root, &report, started.elapsed())?;
+        }
+        rows.push(serde_json::json!({
+            "ref": source,
+            "to": dest.to_string(),
+            "digest": root.digest,
+            "documents": report.documents,
+            "blobs": report.blobs,
+            "blobsSkipped": report.blobs_skipped,
+            "blobsMounted": report.blobs_mounted,
+            "bytes": report.bytes,
+            "retries": report.retries,
+            "resentBytes": report.resent_bytes,
+        }));
+    }
+    if ctx.json {
+        let seconds = started.elapsed().as_secs_f64();
+        let mut v = if a.all {
+            serde_json::json!({ "pushed": rows })
+        } else {
+            rows.pop().expect("one push")
+        };
+        v["seconds"] = serde_json::json!(seconds);
+        crate::output::json(&v)?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// What goes where: (ref, root, destination), all checked before anything
+/// is sent.
+fn plan(
+    layout: &epoch_store::Layout,
+    a: &Args,
+) -> anyhow::Result<Vec<(String, Descriptor, Reference)>> {
+    if a.all {
+        let [dest] = a.targets.as_slice() else {
+            anyhow::bail!("with --all, give only the destination: HOST[:PORT][/PREFIX]");
+        };
+        let dest = dest
+            .strip_prefix("docker://")
+            .unwrap_or(dest)
+            .trim_end_matches('/');
+        let mut jobs = Vec::new();
+        for (name, desc) in layout.read_index()?.refs() {
+            let (repo, tag) = epoch_store::split_tag(name);
+            let at = format!("{dest}/{repo}:{}", tag.unwrap_or("latest"));
+            let reference: Reference = at.parse().map_err(|e: String| {
+                anyhow::anyhow!("ref {name:?} cannot go to the registry as {at}: {e}; give it a name the registry takes with `epoch-store tag`")
+            })?;
+            jobs.push((name.to_string(), desc.clone(), reference));
+        }
+        if jobs.is_empty() {
+            anyhow::bail!("the layout has no refs to push");
+        }
+        return Ok(jobs);
+    }
+    let [source, dest] = a.targets.as_slice() else {
+        anyhow::bail!(
+            "give the ref to push and where: REF HOST[:PORT]/REPO[:TAG] (or --all HOST[:PORT][/PREFIX])"
+        );
+    };
+    let mut dest: Reference = dest.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let root = layout.resolve(source)?;
     if dest.tag.is_none() && dest.digest.is_none() {
-        let (_, tag) = epoch_store::split_tag(&a.source);
+        let (_, tag) = epoch_store::split_tag(source);
         dest.tag = Some(
             tag.filter(|t| registry::reference::valid_tag(t))
                 .unwrap_or("latest")
                 .to_string(),
         );
     }
-    let client = Client::new(&dest, &a.remote.options()?);
-    let started = Instant::now();
-    let report = registry::push(
-        &layout,
-        &root,
-        &client,
-        &dest,
-        a.remote.jobs as usize,
-        a.chunk_size,
-    )?;
-    let elapsed = started.elapsed();
-    if ctx.json {
-        return crate::output::json(&serde_json::json!({
-            "ref": a.source,
-            "to": dest.to_string(),
-            "digest": root.digest,
-            "documents": report.documents,
-            "blobs": report.blobs,
-            "blobsSkipped": report.blobs_skipped,
-            "bytes": report.bytes,
-            "retries": report.retries,
-            "resentBytes": report.resent_bytes,
-            "seconds": elapsed.as_secs_f64(),
-        }))
-        .map(|()| EXIT_OK);
-    }
+    Ok(vec![(source.clone(), root, dest)])
+}
+
+fn say(
+    ctx: &Ctx,
+    source: &str,
+    dest: &Reference,
+    root: &Descriptor,
+    report: &PushReport,
+    elapsed: std::time::Duration,
+) -> anyhow::Result<()> {
+    let mounted = if report.blobs_mounted > 0 {
+        format!(", {} mounted", report.blobs_mounted)
+    } else {
+        String::new()
+    };
     ctx.say(format_args!(
-        "Pushed {} to {} ({}): {} blob{} sent ({}), {} already there, {} document{} in {} ({})",
-        a.source,
+        "Pushed {} to {} ({}): {} blob{} sent ({}), {} already there{}, {} document{} in {} ({})",
+        source,
         dest,
         root.digest,
         report.blobs,
         if report.blobs == 1 { "" } else { "s" },
         size(report.bytes),
         report.blobs_skipped,
+        mounted,
         report.documents,
         if report.documents == 1 { "" } else { "s" },
         duration(elapsed),
         rate(report.bytes, elapsed)
     ))?;
-    Ok(EXIT_OK)
+    Ok(())
 }
