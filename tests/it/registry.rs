@@ -578,3 +578,71 @@ fn push_all_loads_every_ref_under_a_prefix_mounting_blobs_it_sent_already() {
         "{err}"
     );
 }
+
+#[test]
+fn pull_platform_fetches_only_the_chosen_images_under_an_index_of_them() {
+    if !have_tool("docker-registry") || !have_tool("oci-image-tool") {
+        return;
+    }
+    let (s, _) = fixture();
+    let reg = Registry::start(&s);
+    s.ok(&[
+        "push",
+        "multi:1",
+        &format!("{}/images/multi:1", reg.host),
+        "--plain-http",
+    ]);
+    let back = Store::empty();
+    let src = format!("{}/images/multi:1", reg.host);
+    let out = back.json(&[
+        "pull",
+        &src,
+        "--plain-http",
+        "--platform",
+        "linux/arm64",
+        "--ref",
+        "multi:1",
+    ]);
+    // The arm64 image: its manifest, config and layer; nothing else.
+    assert_eq!(
+        (out["documents"].as_u64(), out["blobs"].as_u64()),
+        (Some(2), Some(2)),
+        "{out}"
+    );
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(back.blob(out["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["arm64"]);
+    back.ok(&["verify"]);
+    sh(Command::new("oci-image-tool")
+        .args(["validate", "--type", "image", "--ref", "name=multi:1"])
+        .arg(&back.layout));
+    let before = std::fs::read(back.layout.join("index.json")).unwrap();
+    let err = back.fails(
+        2,
+        &[
+            "pull",
+            &src,
+            "--plain-http",
+            "--platform",
+            "linux/s390x",
+            "--ref",
+            "other:1",
+        ],
+    );
+    assert!(
+        err.contains("linux/s390x") && err.contains("linux/arm64"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(back.layout.join("index.json")).unwrap(),
+        before,
+        "nothing tagged"
+    );
+}

@@ -15,9 +15,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::io::digest::{Algorithm, Digest};
 use crate::io::input::{FileState, file_state};
 use crate::io::schedule::{Workers, until_error};
+use crate::model::platform::PlatformSpec;
 use crate::model::{Descriptor, Document, media_type as mt};
 use crate::store::layout::DOCUMENT_LIMIT;
 use crate::store::writer::Writer;
+use crate::transport::platforms::narrow;
 
 /// What `Accept` asks for: every manifest and index type.
 pub(crate) const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -46,7 +48,10 @@ pub struct PullReport {
 }
 
 /// Pulls what `reference` names, and everything it reaches, into
-/// `writer`'s layout, `jobs` blobs at a time. Tags nothing.
+/// `writer`'s layout, `jobs` blobs at a time. With `platforms`, an index
+/// is narrowed to its best image for each (as `copy --platform` narrows
+/// one: a new index of just those) before anything else is fetched. Tags
+/// nothing.
 ///
 /// # Errors
 /// The registry unreachable or refusing ([`Error::Registry`]); a document
@@ -58,10 +63,19 @@ pub fn pull(
     client: &Client,
     reference: &Reference,
     jobs: usize,
+    platforms: &[PlatformSpec],
 ) -> Result<PullReport> {
     let (raw, media_type) =
         fetch_manifest(client, &reference.target(), reference.digest.as_ref(), None)?;
-    let root = writer.put_bytes(&media_type, &raw)?;
+    let mut root = writer.put_bytes(&media_type, &raw)?;
+    let mut raw = raw;
+    if !platforms.is_empty() {
+        let shown = reference.to_string();
+        if let Some(narrowed) = narrow(writer.layout(), Some(&shown), &root, platforms)? {
+            root = writer.put_bytes(&narrowed.descriptor.media_type, &narrowed.bytes)?;
+            raw = narrowed.bytes;
+        }
+    }
     let mut report = PullReport {
         root: root.clone(),
         documents: 1,

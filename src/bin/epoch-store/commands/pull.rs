@@ -17,7 +17,8 @@ use crate::{Ctx, EXIT_OK};
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     epoch-store pull registry.internal:5000/vms/sre-bot:v1\n  \
-    epoch-store pull 127.0.0.1:5000/library/alpine:3.20 --plain-http --ref alpine:3.20\n\n\
+    epoch-store pull 127.0.0.1:5000/library/alpine:3.20 --plain-http --ref alpine:3.20\n  \
+    epoch-store pull registry.internal/library/debian:12 --platform linux/arm64 --platform linux/amd64\n\n\
 Exit codes: 0 pulled, 2 error (unreachable, refused, a wrong digest or size):\n\
 nothing is tagged then, and the same command finishes the pull.")]
 pub struct Args {
@@ -31,6 +32,11 @@ pub struct Args {
     /// Move the ref if it names something else already.
     #[arg(long)]
     force: bool,
+    /// Of an index, pull only the image for this platform (its best match
+    /// by containerd's rules), under a new index of the images chosen;
+    /// repeatable. What is not an index is pulled whole.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Vec<epoch_store::model::platform::PlatformSpec>,
     #[command(flatten)]
     remote: RemoteArgs,
 }
@@ -59,7 +65,13 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let client = Client::new(&a.source, &a.remote.options()?);
     let started = Instant::now();
     let writer = ctx.writer(&layout)?;
-    let report = registry::pull(&writer, &client, &a.source, a.remote.jobs as usize)?;
+    let report = registry::pull(
+        &writer,
+        &client,
+        &a.source,
+        a.remote.jobs as usize,
+        &a.platform,
+    )?;
     writer.update_index(|index| {
         match &ref_name {
             Some(r) => {
