@@ -317,11 +317,21 @@ pub(crate) fn write_file_replacing(
     dest: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<u64> {
+    write_file_replacing_mode(dest, 0o644, write)
+}
+
+/// [`write_file_replacing`] with the new file's `mode` (0600 for one that
+/// holds credentials: it is never readable by others, not even briefly).
+pub(crate) fn write_file_replacing_mode(
+    dest: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<u64> {
     let dir = parent(dest);
     let base = dest
         .file_name()
         .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = TempFile::beside(dir, &base, 0o644)?;
+    let tmp = TempFile::beside(dir, &base, mode)?;
     let count = {
         let mut out =
             crate::io::counting::Counting::new(io::BufWriter::with_capacity(1 << 20, tmp.file()));

@@ -5,6 +5,7 @@
 //! streamed from or to the store and verified, documents kept as their
 //! raw bytes.
 
+pub mod auth_file;
 pub mod client;
 mod fetch;
 pub mod pull;

@@ -646,3 +646,98 @@ fn pull_platform_fetches_only_the_chosen_images_under_an_index_of_them() {
         "nothing tagged"
     );
 }
+
+#[test]
+fn login_keeps_credentials_where_docker_does_and_helpers_are_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    if !have_tool("docker-registry") || !have_tool("htpasswd") {
+        return;
+    }
+    let (s, _) = fixture();
+    let reg = Registry::start_basic(&s, "carol", "pw-of-carol");
+    let docker = s.path("docker-config");
+    let bin = s.path("helpers");
+    std::fs::create_dir_all(&bin).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let run = |args: &[&str], stdin: &str| {
+        let mut cmd = s.cmd(args);
+        cmd.env("DOCKER_CONFIG", &docker)
+            .env("PATH", &path)
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        {
+            use std::io::Write;
+            let _ = writeln!(child.stdin.take().unwrap(), "{stdin}");
+        }
+        child.wait_with_output().unwrap()
+    };
+    let dest = format!("{}/misc/files:1", reg.host);
+    let bad = run(
+        &[
+            "login",
+            &reg.host,
+            "--plain-http",
+            "--username",
+            "carol",
+            "--password-stdin",
+        ],
+        "wrong",
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        !docker.join("config.json").exists(),
+        "a refused login writes nothing"
+    );
+    let ok = run(
+        &[
+            "login",
+            &reg.host,
+            "--plain-http",
+            "--username",
+            "carol",
+            "--password-stdin",
+        ],
+        "pw-of-carol",
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let config = docker.join("config.json");
+    assert_eq!(
+        std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let pushed = run(&["push", "files:1", &dest, "--plain-http"], "");
+    assert!(
+        pushed.status.success(),
+        "credentials from config.json: {}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+
+    // A credential helper named for the host wins over `auths`.
+    let helper = bin.join("docker-credential-epochtest");
+    std::fs::write(&helper, format!("#!/bin/sh\nread host\n[ \"$host\" = \"{}\" ] || {{ echo 'credentials not found'; exit 1; }}\necho '{{\"Username\":\"carol\",\"Secret\":\"wrong-from-helper\"}}'\n", reg.host)).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    v["credHelpers"] = serde_json::json!({ reg.host.clone(): "epochtest" });
+    std::fs::write(&config, serde_json::to_vec(&v).unwrap()).unwrap();
+    let refused = run(&["pull", &dest, "--plain-http", "--ref", "x:1"], "");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("docker-credential-epochtest") && !err.contains("wrong-from-helper"),
+        "{err}"
+    );
+    v.as_object_mut().unwrap().remove("credHelpers");
+    std::fs::write(&config, serde_json::to_vec(&v).unwrap()).unwrap();
+
+    let out = run(&["logout", &reg.host], "");
+    assert!(out.status.success());
+    let refused = run(&["push", "files:1", &dest, "--plain-http"], "");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no credentials"));
+}

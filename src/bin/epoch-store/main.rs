@@ -78,6 +78,8 @@ enum Command {
     Build(commands::build::Args),
     Push(commands::push::Args),
     Pull(commands::pull::Args),
+    Login(commands::login::LoginArgs),
+    Logout(commands::login::LogoutArgs),
     Du(commands::du::Args),
     ImportLegacy(commands::import_legacy::Args),
 }
@@ -198,6 +200,8 @@ fn main() -> ExitCode {
         Command::Build(a) => commands::build::run(&ctx, a),
         Command::Push(a) => commands::push::run(&ctx, a),
         Command::Pull(a) => commands::pull::run(&ctx, a),
+        Command::Login(a) => commands::login::login(&ctx, a),
+        Command::Logout(a) => commands::login::logout(&ctx, a),
         Command::Du(a) => commands::du::run(&ctx, a),
         Command::ImportLegacy(a) => commands::import_legacy::run(&ctx, a),
     };

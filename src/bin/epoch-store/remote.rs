@@ -23,10 +23,20 @@ pub struct RemoteArgs {
 }
 
 impl RemoteArgs {
-    /// The client options these arguments give.
-    pub fn options(&self) -> anyhow::Result<ClientOptions> {
+    /// The client options these arguments give for `host`: the
+    /// credentials from `--password-stdin`, else those docker's or
+    /// containers' files keep for it.
+    pub fn options(&self, host: &str) -> anyhow::Result<ClientOptions> {
         let mut options = ClientOptions::default();
         options.plain_http = self.plain_http;
+        if self.username.is_none() {
+            if let Some((c, from)) = epoch_store::transport::registry::auth_file::find(host)? {
+                options.credentials = Some(c);
+                options.credentials_from = Some(from);
+            }
+            return Ok(options);
+        }
+        options.credentials_from = Some("--password-stdin".into());
         if let Some(username) = &self.username {
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line)?;

@@ -29,6 +29,9 @@ pub struct ClientOptions {
     pub plain_http: bool,
     /// Credentials for Basic auth and for fetching tokens.
     pub credentials: Option<Credentials>,
+    /// Where they came from, for messages (`--password-stdin`, a file, a
+    /// credential helper).
+    pub credentials_from: Option<String>,
 }
 
 /// A user name and password (or token).
@@ -54,6 +57,7 @@ pub struct Client {
     registry: String,
     repository: String,
     credentials: Option<Credentials>,
+    credentials_from: Option<String>,
     /// The `Authorization` header that last worked.
     authorization: Mutex<Option<String>>,
 }
@@ -86,8 +90,25 @@ impl Client {
             registry: reference.host.clone(),
             repository: reference.repository.clone(),
             credentials: options.credentials.clone(),
+            credentials_from: options.credentials_from.clone(),
             authorization: Mutex::new(None),
         }
+    }
+
+    /// `GET /v2/`, answering an auth challenge: whether the registry lets
+    /// these credentials in.
+    ///
+    /// # Errors
+    /// The registry unreachable; 401 or 403 ([`ErrorKind::Refused`]).
+    pub fn ping(&self) -> Result<()> {
+        let root = &self.base[..self.base.find("/v2/").expect("the base has /v2/")];
+        let resp = self.send(&mut Call {
+            method: "GET",
+            url: format!("{root}/v2/"),
+            headers: vec![],
+            body: None,
+        })?;
+        check_status(self, &resp, "GET /v2/")
     }
 
     /// The registry, for messages.
@@ -277,7 +298,14 @@ impl Client {
 
     fn denied(&self, status: StatusCode) -> Error {
         let tried = match &self.credentials {
-            Some(c) => format!("the credentials of user {:?}", c.username),
+            Some(c) => format!(
+                "the credentials of user {:?}{}",
+                c.username,
+                self.credentials_from
+                    .as_deref()
+                    .map(|f| format!(" from {f}"))
+                    .unwrap_or_default()
+            ),
             None => "no credentials".to_string(),
         };
         self.error(

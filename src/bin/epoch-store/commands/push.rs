@@ -56,7 +56,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let layout = ctx.open()?;
     let jobs = plan(&layout, &a)?;
     let options = PushOptions::new(a.remote.jobs as usize, a.chunk_size);
-    let client_options = a.remote.options()?;
+    let client_options = a.remote.options(&jobs[0].2.host)?;
     let known = KnownBlobs::default();
     let started = Instant::now();
     let mut rows = Vec::new();
