@@ -11,9 +11,11 @@ mod fetch;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod tls;
 mod upload;
 
 pub use client::{Client, ClientOptions, Credentials};
 pub use pull::{PullReport, pull};
 pub use push::{KnownBlobs, PushOptions, PushReport, push};
 pub use reference::Reference;
+pub use tls::TlsOptions;

@@ -741,3 +741,131 @@ fn login_keeps_credentials_where_docker_does_and_helpers_are_asked() {
     let refused = run(&["push", "files:1", &dest, "--plain-http"], "");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no credentials"));
 }
+
+/// A test CA, a server certificate for 127.0.0.1 and a client certificate,
+/// made with openssl in `dir`; returns (ca, server cert, server key,
+/// client cert, client key).
+fn test_pki(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = |n: &str| dir.join(n);
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    sh(Command::new("openssl")
+        .args(["req", "-x509"])
+        .args(ec)
+        .args(["-days", "2", "-subj", "/CN=epoch-test-ca", "-keyout"])
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.crt")));
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(
+            p(&format!("{name}.ext")),
+            format!("basicConstraints=CA:FALSE\n{ext}"),
+        )
+        .unwrap();
+        sh(Command::new("openssl")
+            .arg("req")
+            .args(ec)
+            .args(["-subj", &format!("/CN={name}"), "-keyout"])
+            .arg(p(&format!("{name}.key")))
+            .arg("-out")
+            .arg(p(&format!("{name}.csr"))));
+        sh(Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-CAcreateserial", "-in"])
+            .arg(p(&format!("{name}.csr")))
+            .arg("-CA")
+            .arg(p("ca.crt"))
+            .arg("-CAkey")
+            .arg(p("ca.key"))
+            .arg("-out")
+            .arg(p(&format!("{name}.crt")))
+            .arg("-extfile")
+            .arg(p(&format!("{name}.ext"))));
+    }
+    [
+        p("ca.crt"),
+        p("server.crt"),
+        p("server.key"),
+        p("client.crt"),
+        p("client.key"),
+    ]
+}
+
+#[test]
+fn tls_with_a_test_ca_and_client_certificates() {
+    if !have_tool("docker-registry") || !have_tool("openssl") {
+        return;
+    }
+    let (s, _) = fixture();
+    let [ca, crt, key, client_crt, client_key] = test_pki(&s.path("pki"));
+    let tls = format!(
+        "  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
+        crt.display(),
+        key.display(),
+        ca.display()
+    );
+    let reg = Registry::start_with(&s, &tls);
+    let dest = format!("{}/misc/files:1", reg.host);
+    let (ca, cc, ck) = (
+        ca.to_str().unwrap(),
+        client_crt.to_str().unwrap(),
+        client_key.to_str().unwrap(),
+    );
+    // The system's roots do not know the test CA.
+    let err = s.fails(2, &["push", "files:1", &dest, "--cert", cc, "--key", ck]);
+    assert!(
+        err.contains(&reg.host) && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // The registry wants a client certificate.
+    let err = s.fails(2, &["push", "files:1", &dest, "--ca-cert", ca]);
+    assert!(err.contains(&reg.host), "{err}");
+    s.ok(&[
+        "push",
+        "files:1",
+        &dest,
+        "--ca-cert",
+        ca,
+        "--cert",
+        cc,
+        "--key",
+        ck,
+    ]);
+    let back = Store::empty();
+    let out = back.run(&["pull", &dest, "--insecure", "--cert", cc, "--key", ck]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--insecure"),
+        "the warning is said"
+    );
+    back.ok(&["verify"]);
+    let err = s.fails(
+        2,
+        &[
+            "push",
+            "files:1",
+            &dest,
+            "--ca-cert",
+            cc.replace("client.crt", "client.key").as_str(),
+        ],
+    );
+    assert!(
+        err.contains("client.key") && err.contains("no PEM certificate"),
+        "{err}"
+    );
+}

@@ -20,6 +20,20 @@ pub struct RemoteArgs {
     /// Read the password (or token) from the first line of stdin.
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
+    /// Trust this CA (PEM) for the registry instead of the system's roots
+    /// (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<std::path::PathBuf>,
+    /// A client certificate (PEM) to present, with --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+    /// Do not verify the registry's certificate at all (test registries
+    /// only: anyone on the path can then read and change what moves).
+    #[arg(long, conflicts_with = "plain_http")]
+    pub insecure: bool,
 }
 
 impl RemoteArgs {
@@ -29,6 +43,14 @@ impl RemoteArgs {
     pub fn options(&self, host: &str) -> anyhow::Result<ClientOptions> {
         let mut options = ClientOptions::default();
         options.plain_http = self.plain_http;
+        options.tls.ca_certs = self.ca_cert.clone();
+        options.tls.client_cert = self.cert.clone().zip(self.key.clone());
+        options.tls.insecure = self.insecure;
+        if self.insecure {
+            crate::output::warn(format_args!(
+                "epoch-store: warning: --insecure: {host}'s certificate is not verified; anyone on the path can read and change what moves"
+            ));
+        }
         if self.username.is_none() {
             if let Some((c, from)) = epoch_store::transport::registry::auth_file::find(host)? {
                 options.credentials = Some(c);

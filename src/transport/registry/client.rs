@@ -32,6 +32,8 @@ pub struct ClientOptions {
     /// Where they came from, for messages (`--password-stdin`, a file, a
     /// credential helper).
     pub credentials_from: Option<String>,
+    /// How TLS is checked.
+    pub tls: super::tls::TlsOptions,
 }
 
 /// A user name and password (or token).
@@ -73,8 +75,12 @@ pub(crate) struct Call<'a> {
 
 impl Client {
     /// A client of `reference`'s repository.
-    pub fn new(reference: &Reference, options: &ClientOptions) -> Client {
+    ///
+    /// # Errors
+    /// TLS files that cannot be read or hold no certificate or key.
+    pub fn new(reference: &Reference, options: &ClientOptions) -> Result<Client> {
         let config = Agent::config_builder()
+            .tls_config(super::tls::config(&options.tls)?)
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_per_read(Some(IDLE))
@@ -84,7 +90,7 @@ impl Client {
             .user_agent(concat!("epoch-store/", env!("CARGO_PKG_VERSION")))
             .build();
         let scheme = if options.plain_http { "http" } else { "https" };
-        Client {
+        Ok(Client {
             agent: config.into(),
             base: format!("{scheme}://{}/v2/{}", reference.host, reference.repository),
             registry: reference.host.clone(),
@@ -92,7 +98,7 @@ impl Client {
             credentials: options.credentials.clone(),
             credentials_from: options.credentials_from.clone(),
             authorization: Mutex::new(None),
-        }
+        })
     }
 
     /// `GET /v2/`, answering an auth challenge: whether the registry lets

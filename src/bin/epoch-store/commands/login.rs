@@ -42,7 +42,7 @@ pub fn login(ctx: &Ctx, a: LoginArgs) -> anyhow::Result<u8> {
         );
     }
     let options = a.remote.options(&a.host)?;
-    let client = Client::new(&reference(&a.host)?, &options);
+    let client = Client::new(&reference(&a.host)?, &options)?;
     client.ping()?;
     let credentials = options.credentials.expect("--username was given");
     let path = auth_file::login(&a.host, &credentials)?;

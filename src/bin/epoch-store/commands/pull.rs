@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
             old.digest
         );
     }
-    let client = Client::new(&a.source, &a.remote.options(&a.source.host)?);
+    let client = Client::new(&a.source, &a.remote.options(&a.source.host)?)?;
     let started = Instant::now();
     let writer = ctx.writer(&layout)?;
     let report = registry::pull(

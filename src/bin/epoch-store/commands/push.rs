@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     let mut rows = Vec::new();
     for (source, root, dest) in &jobs {
-        let client = Client::new(dest, &client_options);
+        let client = Client::new(dest, &client_options)?;
         let report = registry::push(&layout, root, &client, dest, &options, &known)?;
         if !ctx.json {
             say(ctx, source, dest, root, &report, started.elapsed())?;
