@@ -869,3 +869,190 @@ fn tls_with_a_test_ca_and_client_certificates() {
         "{err}"
     );
 }
+
+/// A token server for distribution's `auth.token` (on 127.0.0.1, a thread
+/// of the test): it grants the scope asked for, as an RS256 JWT whose
+/// `x5c` certificate the registry's `rootcertbundle` holds, signed with
+/// openssl; when `password` is set, only to Basic credentials `user` with it.
+struct TokenServer {
+    realm: String,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TokenServer {
+    fn start(
+        dir: &std::path::Path,
+        user: &'static str,
+        password: &'static str,
+    ) -> (TokenServer, std::path::PathBuf) {
+        use base64::Engine as _;
+        use std::io::{BufRead, Write};
+        std::fs::create_dir_all(dir).unwrap();
+        let (key, cert) = (dir.join("token.key"), dir.join("token.crt"));
+        sh(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=token-signer",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert));
+        let der = sh(Command::new("sh").arg("-c").arg(format!(
+            "openssl x509 -in {} -outform DER | base64 -w0",
+            cert.display()
+        )));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let realm = format!("http://{}/token", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = requests.clone();
+        let want = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        std::thread::spawn(move || {
+            let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut auth = String::new();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h
+                        .strip_prefix("authorization: ")
+                        .or(h.strip_prefix("Authorization: "))
+                    {
+                        auth = v.trim().to_string();
+                    }
+                }
+                if auth != want {
+                    let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    continue;
+                }
+                let query = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("")
+                    .split_once('?')
+                    .map_or("", |(_, q)| q)
+                    .to_string();
+                let decode = |v: &str| {
+                    v.replace("%3A", ":")
+                        .replace("%2F", "/")
+                        .replace("%2C", ",")
+                };
+                let mut access = Vec::new();
+                for kv in query.split('&') {
+                    if let Some(scope) = kv.strip_prefix("scope=") {
+                        let scope = decode(scope);
+                        let parts: Vec<&str> = scope.splitn(3, ':').collect();
+                        if parts.len() == 3 {
+                            access.push(serde_json::json!({"type": parts[0], "name": parts[1], "actions": parts[2].split(',').collect::<Vec<_>>()}));
+                        }
+                    }
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [der.trim()]});
+                let claims = serde_json::json!({"iss": "epoch-test-issuer", "sub": user, "aud": "epoch-test-registry",
+                    "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", access.len()), "access": access});
+                let signing = format!(
+                    "{}.{}",
+                    b64(header.to_string().as_bytes()),
+                    b64(claims.to_string().as_bytes())
+                );
+                let input = dir_file(&key, &signing);
+                let sig = Command::new("openssl")
+                    .args(["dgst", "-sha256", "-sign"])
+                    .arg(&key)
+                    .arg(&input)
+                    .output()
+                    .unwrap()
+                    .stdout;
+                let body =
+                    serde_json::json!({"token": format!("{signing}.{}", b64(&sig))}).to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (TokenServer { realm, requests }, cert)
+    }
+}
+
+/// Writes `text` beside `key` for openssl to sign; returns its path.
+fn dir_file(key: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let p = key.with_extension(format!("in{}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn the_bearer_token_flow_gets_tokens_for_pull_and_push_scopes() {
+    if !have_tool("docker-registry") || !have_tool("openssl") {
+        return;
+    }
+    let (s, _) = fixture();
+    let (tokens, cert) = TokenServer::start(&s.path("token"), "dave", "pw-of-dave");
+    let auth = format!(
+        "auth:\n  token:\n    realm: {}\n    service: epoch-test-registry\n    issuer: epoch-test-issuer\n    rootcertbundle: {}\n",
+        tokens.realm,
+        cert.display()
+    );
+    let reg = Registry::start_with(&s, &auth);
+    let dest = format!("{}/misc/files:1", reg.host);
+    let with_password = |st: &Store, args: &[&str], pw: &str| {
+        let mut child = st
+            .cmd(args)
+            .args(["--plain-http", "--username", "dave", "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            writeln!(child.stdin.take().unwrap(), "{pw}").unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = with_password(&s, &["push", "files:1", &dest], "pw-of-dave");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        tokens.requests.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "a token was fetched"
+    );
+    let back = Store::empty();
+    let out = with_password(&back, &["pull", &dest], "pw-of-dave");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    back.ok(&["verify"]);
+    let out = with_password(&back, &["pull", &dest, "--ref", "x:1"], "wrong");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"dave\"") && !err.contains("wrong"), "{err}");
+}
