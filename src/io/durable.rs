@@ -52,6 +52,52 @@ impl TempFile {
         Ok(TempFile { inner })
     }
 
+    /// Opens, or creates, the temp file `name` in `dir`, where an earlier
+    /// write that was interrupted left what it had written: returns it with
+    /// its length, positioned at its end. It is locked (exclusively,
+    /// without waiting) so that two processes never append to it at once:
+    /// `None` when another holds it. Nothing is followed.
+    pub(crate) fn resume(dir: &Path, name: &str) -> Result<Option<(TempFile, u64)>> {
+        use std::io::Seek;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = dir.join(name);
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+            .ctx("open", &path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
+        }
+        let md = file.metadata().ctx("stat", &path)?;
+        if !md.is_file() {
+            return Err(Error::NotRegularFile {
+                path,
+                kind: crate::io::input::kind_name(&md),
+            });
+        }
+        (&file).seek(io::SeekFrom::End(0)).ctx("seek", &path)?;
+        let inner = tempfile::NamedTempFile::from_parts(
+            file,
+            tempfile::TempPath::try_from_path(&path).ctx("open", &path)?,
+        );
+        Ok(Some((TempFile { inner }, md.len())))
+    }
+
+    /// Leaves the file where it is, its data synced, for a later
+    /// [`TempFile::resume`] (gc removes it once older than its grace).
+    pub(crate) fn keep(self) -> Result<()> {
+        self.inner.as_file().sync_data().ctx("fsync", self.path())?;
+        let _ = self.inner.into_temp_path().keep();
+        Ok(())
+    }
+
     /// The temp file's current path.
     pub(crate) fn path(&self) -> &Path {
         self.inner.path()

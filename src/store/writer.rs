@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use crate::error::{Error, IoContext, Result};
-use crate::io::digest::{Algorithm, Hasher};
+use crate::io::digest::{Algorithm, Digest, Hasher};
 use crate::io::durable::{self, Published, TempFile};
 use crate::io::hash;
 use crate::io::progress::Progress;
@@ -85,6 +85,36 @@ impl<'a> Writer<'a> {
             hasher: Hasher::new(Algorithm::Sha256),
             len: 0,
         })
+    }
+
+    /// A blob writer for `digest` that goes on from what an interrupted
+    /// write of it left in the private directory (those bytes are hashed
+    /// first), or starts it there; with the number of bytes it starts
+    /// from. [`BlobWriter::keep`] leaves it for the next run. While another
+    /// process writes the same blob, an ordinary temp file instead.
+    ///
+    /// # Errors
+    /// I/O errors opening or reading the partial file.
+    pub fn resumable_blob(&self, digest: &Digest) -> Result<(BlobWriter<'_, 'a>, u64)> {
+        let name = format!("partial-{}-{}", digest.algorithm().name(), digest.hex());
+        let Some((tmp, len)) = TempFile::resume(&self.layout.tmp_dir(), &name)? else {
+            return Ok((self.blob()?, 0));
+        };
+        let mut hasher = Hasher::new(Algorithm::Sha256);
+        hash::for_each_range(tmp.file(), 0, len, &mut |bytes| {
+            hasher.update(bytes);
+            Ok(())
+        })
+        .ctx("read", tmp.path())?;
+        Ok((
+            BlobWriter {
+                writer: self,
+                tmp,
+                hasher,
+                len,
+            },
+            len,
+        ))
     }
 
     /// Stores `bytes` as a blob.
@@ -451,6 +481,17 @@ impl BlobWriter<'_, '_> {
         self.len += n;
         (&*file).seek(io::SeekFrom::Start(self.len))?;
         Ok(())
+    }
+
+    /// Leaves what was written in the private directory for a later
+    /// [`Writer::resumable_blob`] of the same digest (a failed download
+    /// that can go on from here next time), its data synced.
+    ///
+    /// # Errors
+    /// An fsync error (the partial file may then be cut short; the digest
+    /// check at the end catches anything wrong in it).
+    pub fn keep(self) -> Result<()> {
+        self.tmp.keep()
     }
 
     /// The temp file's path, for error messages.

@@ -1056,3 +1056,103 @@ fn the_bearer_token_flow_gets_tokens_for_pull_and_push_scopes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"dave\"") && !err.contains("wrong"), "{err}");
 }
+
+/// A TCP proxy to `upstream` that passes `budget` bytes back on each
+/// connection, then holds it open sending nothing (a transfer that hangs).
+fn stalling_proxy(upstream: &str, budget: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let upstream = upstream.to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let (Ok(client), Ok(server)) = (client, std::net::TcpStream::connect(&upstream)) else {
+                return;
+            };
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut sent = 0;
+                let mut buf = [0u8; 16384];
+                while sent < budget {
+                    let n = match s_read.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n.min(budget - sent),
+                    };
+                    if c_write.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                    sent += n;
+                }
+                std::thread::sleep(Duration::from_secs(600));
+            });
+        }
+    });
+    host
+}
+
+#[test]
+fn a_pull_killed_midway_goes_on_from_its_partial_blob_on_the_next_run() {
+    if !have_tool("docker-registry") {
+        return;
+    }
+    let (s, vm) = fixture();
+    let reg = Registry::start(&s);
+    s.ok(&[
+        "push",
+        "snap:1",
+        &format!("{}/vms/snap:1", reg.host),
+        "--plain-http",
+    ]);
+    let proxy = stalling_proxy(&reg.host, 700 << 10);
+    let back = Store::empty();
+    let mut child = back
+        .cmd(&[
+            "pull",
+            &format!("{proxy}/vms/snap:1"),
+            "--plain-http",
+            "--jobs",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for a partial blob to hold some bytes, then kill the pull.
+    let tmp = back.layout.join(".epoch-store/tmp");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let partial = loop {
+        let found = std::fs::read_dir(&tmp).ok().and_then(|d| {
+            d.filter_map(Result::ok).find(|e| {
+                e.file_name().to_string_lossy().starts_with("partial-")
+                    && e.metadata().map(|m| m.len() > 0).unwrap_or(false)
+            })
+        });
+        if let Some(e) = found {
+            break e.path();
+        }
+        assert!(Instant::now() < deadline, "no partial blob appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!(kept > 0 && kept < 1 << 20, "{kept} bytes kept");
+    back.ok(&["verify"]);
+    let out = back.json(&["pull", &format!("{}/vms/snap:1", reg.host), "--plain-http"]);
+    assert_eq!(out["resumedBlobs"].as_u64(), Some(1), "{out}");
+    assert!(out["resumedBytes"].as_u64().unwrap() >= kept, "{out}");
+    assert!(!partial.exists(), "the partial blob was published");
+    back.ok(&["verify"]);
+    let restored = back.path("restored");
+    back.ok(&["unpack", "vms/snap:1", restored.to_str().unwrap()]);
+    assert!(
+        std::fs::read(restored.join("memory-ranges")).unwrap()
+            == std::fs::read(vm.join("memory-ranges")).unwrap()
+    );
+}

@@ -32,8 +32,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub(crate) struct Counters {
     /// Attempts made again.
     pub retries: AtomicU64,
-    /// Bytes not fetched again because a retry resumed after them.
+    /// Bytes not fetched again because a retry (or this run, after an
+    /// earlier one) went on after them.
     pub resumed: AtomicU64,
+    /// Blobs taken up from what an earlier run left.
+    pub resumed_runs: AtomicU64,
 }
 
 /// Why an attempt stopped short.
@@ -51,18 +54,31 @@ pub(crate) fn fetch_blob(
     desc: &Descriptor,
     counters: &Counters,
 ) -> Result<u64> {
-    let mut blob = writer.blob()?;
+    let (mut blob, already) = writer.resumable_blob(&desc.digest)?;
+    if already > desc.size {
+        // Longer than the blob: not a prefix of it; start again.
+        drop(blob);
+        blob = writer.resumable_blob(&desc.digest)?.0;
+    } else if already > 0 {
+        counters.resumed.fetch_add(already, Ordering::Relaxed);
+        counters.resumed_runs.fetch_add(1, Ordering::Relaxed);
+    }
     let mut attempt = 0;
     loop {
         let from = blob.len();
         match attempt_once(client, desc, &mut blob) {
             Ok(()) => break,
-            Err(Stop::Fail(e)) => return Err(e),
+            Err(Stop::Fail(e)) => {
+                // What arrived stays for the next run (after a full disk, say).
+                let _ = blob.keep();
+                return Err(e);
+            }
             Err(Stop::Retry(why, _)) if attempt >= RETRIES => {
+                let _ = blob.keep();
                 return Err(client.error(
                     ErrorKind::Network,
                     format!(
-                        "blob {}: {why}, after {} attempts",
+                        "blob {}: {why}, after {} attempts; run the pull again to go on from byte {from}",
                         desc.digest,
                         attempt + 1
                     ),

@@ -43,8 +43,12 @@ pub struct PullReport {
     pub bytes: u64,
     /// Requests made again (a dropped connection, 408, 429, 5xx).
     pub retries: u64,
-    /// Bytes not fetched again because a retry resumed after them.
+    /// Bytes not fetched again because a retry, or this run after a
+    /// killed or failed one, went on after them.
     pub resumed_bytes: u64,
+    /// Blobs taken up from what an earlier run left in the private
+    /// directory.
+    pub resumed_blobs: u64,
 }
 
 /// Pulls what `reference` names, and everything it reaches, into
@@ -84,6 +88,7 @@ pub fn pull(
         bytes: 0,
         retries: 0,
         resumed_bytes: 0,
+        resumed_blobs: 0,
     };
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut seen: HashSet<Digest> = HashSet::from([root.digest.clone()]);
@@ -126,6 +131,7 @@ pub fn pull(
     report.bytes = fetched.iter().sum();
     report.retries = counters.retries.into_inner();
     report.resumed_bytes = counters.resumed.into_inner();
+    report.resumed_blobs = counters.resumed_runs.into_inner();
     writer.sync()?;
     Ok(report)
 }

@@ -94,6 +94,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
             "bytes": report.bytes,
             "retries": report.retries,
             "resumedBytes": report.resumed_bytes,
+            "resumedBlobs": report.resumed_blobs,
             "seconds": elapsed.as_secs_f64(),
         }))
         .map(|()| EXIT_OK);
