@@ -27,6 +27,7 @@ mod oras;
 mod os_image;
 mod platforms;
 mod registry;
+mod registry_peers;
 mod stumbles;
 mod tar;
 mod transfer;

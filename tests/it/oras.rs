@@ -876,14 +876,14 @@ fn an_oras_pushed_os_image_of_over_90_parts_joins_in_split_order() {
 
 /// `crane registry serve` on 127.0.0.1 and a free port (`:0`), killed when
 /// dropped (also when the test panics).
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
     /// `127.0.0.1:PORT`.
-    host: String,
+    pub(crate) host: String,
 }
 
 impl Registry {
-    fn start(st: &Store) -> Registry {
+    pub(crate) fn start(st: &Store) -> Registry {
         let mut child = peer("crane", &st.path("peer-home"))
             .args(["registry", "serve", "--address", "127.0.0.1:0"])
             .stdout(Stdio::null())
