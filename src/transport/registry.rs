@@ -8,6 +8,7 @@
 pub mod auth_file;
 pub mod client;
 mod fetch;
+pub mod loader;
 pub mod pull;
 pub mod push;
 pub mod reference;
@@ -15,6 +16,7 @@ pub mod tls;
 mod upload;
 
 pub use client::{Client, ClientOptions, Credentials};
+pub use loader::RegistryLoader;
 pub use pull::{PullReport, pull};
 pub use push::{KnownBlobs, PushOptions, PushReport, push};
 pub use reference::Reference;

@@ -1156,3 +1156,70 @@ fn a_pull_killed_midway_goes_on_from_its_partial_blob_on_the_next_run() {
             == std::fs::read(vm.join("memory-ranges")).unwrap()
     );
 }
+
+#[test]
+fn inspect_reads_a_registrys_index_and_artifacts_without_pulling() {
+    if !have_tool("docker-registry") {
+        return;
+    }
+    let (s, _) = fixture();
+    let reg = Registry::start(&s);
+    s.ok(&[
+        "push",
+        "multi:1",
+        &format!("{}/images/multi:1", reg.host),
+        "--plain-http",
+    ]);
+    s.ok(&[
+        "push",
+        "files:1",
+        &format!("{}/misc/files:1", reg.host),
+        "--plain-http",
+    ]);
+    let nowhere = Store::empty();
+    let before = crate::util::snapshot_dir(&nowhere.layout);
+    let multi = format!("docker://{}/images/multi:1", reg.host);
+    let out = nowhere.json(&["inspect", &multi, "--plain-http"]);
+    assert_eq!(out["digest"], s.json(&["inspect", "multi:1"])["digest"]);
+    let platforms: Vec<&str> = out["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]);
+    let arm = nowhere.json(&[
+        "inspect",
+        &multi,
+        "--plain-http",
+        "--platform",
+        "linux/arm64",
+    ]);
+    assert_eq!(arm["images"].as_array().unwrap().len(), 1);
+    assert_eq!(arm["images"][0]["platform"], "linux/arm64/v8");
+    let files = nowhere.json(&[
+        "inspect",
+        &format!("docker://{}/misc/files:1", reg.host),
+        "--plain-http",
+    ]);
+    assert_eq!(files["layers"][0]["title"], "notes.md", "{files}");
+    let err = nowhere.fails(
+        2,
+        &[
+            "inspect",
+            &multi,
+            "--plain-http",
+            "--platform",
+            "linux/s390x",
+        ],
+    );
+    assert!(
+        err.contains("linux/s390x") && err.contains("linux/arm64"),
+        "{err}"
+    );
+    assert_eq!(
+        crate::util::snapshot_dir(&nowhere.layout),
+        before,
+        "nothing was written"
+    );
+}

@@ -13,6 +13,7 @@ pub mod import_legacy;
 pub mod import_tar;
 pub mod init;
 pub mod inspect;
+pub mod inspect_remote;
 pub mod login;
 pub mod ls;
 pub mod pack;

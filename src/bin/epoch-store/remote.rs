@@ -4,12 +4,26 @@ use std::io::BufRead;
 
 use epoch_store::transport::registry::{ClientOptions, Credentials, Reference};
 
-/// Options for reaching a registry.
+/// Options for moving blobs to or from a registry.
 #[derive(clap::Args, Debug)]
 pub struct RemoteArgs {
     /// Blobs in flight at once, each on its own connection.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub jobs: u32,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+impl RemoteArgs {
+    /// See [`ConnectArgs::options`].
+    pub fn options(&self, host: &str) -> anyhow::Result<ClientOptions> {
+        self.connect.options(host)
+    }
+}
+
+/// Options for reaching a registry.
+#[derive(clap::Args, Debug)]
+pub struct ConnectArgs {
     /// Speak plain HTTP, not HTTPS (test registries, a registry on this
     /// machine).
     #[arg(long)]
@@ -36,7 +50,7 @@ pub struct RemoteArgs {
     pub insecure: bool,
 }
 
-impl RemoteArgs {
+impl ConnectArgs {
     /// The client options these arguments give for `host`: the
     /// credentials from `--password-stdin`, else those docker's or
     /// containers' files keep for it.

@@ -11,19 +11,30 @@ use crate::{Ctx, EXIT_OK};
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Examples:\n  epoch-store inspect vm:v1\n  epoch-store --json inspect sha256:4413...\n  \
-    epoch-store inspect vm:multi --platform linux/arm64"
+    epoch-store inspect vm:multi --platform linux/arm64\n  \
+    epoch-store inspect docker://registry.internal:5000/library/debian:12 --platform linux/arm64"
 )]
 pub struct Args {
-    /// A ref name or a digest.
+    /// A ref name or a digest; or `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`
+    /// to read a registry's image or index without pulling it.
     #[arg(value_name = "REF|DIGEST")]
     target: String,
     /// Where REF is an index, show its entry for this platform instead of
     /// the index (the entry `unpack` and `export-tar` would take).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<epoch_store::model::platform::PlatformSpec>,
+    #[command(flatten)]
+    connect: crate::remote::ConnectArgs,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
+    if args.target.starts_with("docker://") {
+        let reference: epoch_store::transport::registry::Reference = args
+            .target
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?;
+        return super::inspect_remote::run(ctx, &reference, args.platform.as_ref(), &args.connect);
+    }
     let layout = ctx.open()?;
     let desc = match args.platform {
         Some(p) => {

@@ -2,7 +2,7 @@
 
 use epoch_store::transport::registry::{Client, Reference, auth_file};
 
-use crate::remote::RemoteArgs;
+use crate::remote::ConnectArgs;
 use crate::{Ctx, EXIT_OK};
 
 /// Log in to a registry: check the credentials, then keep them in docker's
@@ -18,7 +18,7 @@ pub struct LoginArgs {
     #[arg(value_name = "HOST")]
     host: String,
     #[command(flatten)]
-    remote: RemoteArgs,
+    remote: ConnectArgs,
 }
 
 /// Log out of a registry: remove its credentials from docker's config.json.
