@@ -56,6 +56,13 @@ impl<'a> LayoutLoader<'a> {
     }
 }
 
+impl LayoutLoader<'_> {
+    /// The descriptor of the root `target` resolved to.
+    pub fn root_descriptor(&self) -> &Descriptor {
+        &self.root
+    }
+}
+
 impl Loader for LayoutLoader<'_> {
     fn root_digest(&self) -> Option<Digest> {
         Some(self.root.digest.clone())

@@ -82,9 +82,23 @@ impl Drop for Registry {
     }
 }
 
+/// Runs `cmd` with `input` and a newline on its stdin; its output.
+fn with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A command that fails before reading stdin closes it: that is its answer.
+    let _ = writeln!(child.stdin.take().unwrap(), "{input}");
+    child.wait_with_output().unwrap()
+}
+
 /// A layout holding a snapshot (`snap:1`), an index of three platforms
 /// (`multi:1`) and a files artifact (`files:1`).
-fn fixture() -> (Store, std::path::PathBuf) {
+pub(crate) fn fixture() -> (Store, std::path::PathBuf) {
     let s = Store::new();
     let dir = s.path("vm");
     std::fs::create_dir_all(&dir).unwrap();
@@ -311,14 +325,8 @@ fn basic_auth_with_password_stdin_and_refusals_that_never_show_the_password() {
     let dest = format!("{}/misc/files:1", reg.host);
     let with = |password: &str, args: &[&str]| {
         let mut cmd = s.cmd(args);
-        cmd.args(["--plain-http", "--username", "alice", "--password-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        use std::io::Write;
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        child.wait_with_output().unwrap()
+        cmd.args(["--plain-http", "--username", "alice", "--password-stdin"]);
+        with_stdin(&mut cmd, password)
     };
     let out = with("s3cret-pw", &["push", "files:1", &dest]);
     assert!(
@@ -347,17 +355,7 @@ fn basic_auth_with_password_stdin_and_refusals_that_never_show_the_password() {
         "alice",
         "--password-stdin",
     ]);
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        writeln!(child.stdin.take().unwrap(), "s3cret-pw").unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(&mut cmd, "s3cret-pw");
     assert!(
         out.status.success(),
         "{}",
@@ -664,16 +662,8 @@ fn login_keeps_credentials_where_docker_does_and_helpers_are_asked() {
         cmd.env("DOCKER_CONFIG", &docker)
             .env("PATH", &path)
             .env_remove("REGISTRY_AUTH_FILE")
-            .env_remove("XDG_RUNTIME_DIR")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        {
-            use std::io::Write;
-            let _ = writeln!(child.stdin.take().unwrap(), "{stdin}");
-        }
-        child.wait_with_output().unwrap()
+            .env_remove("XDG_RUNTIME_DIR");
+        with_stdin(&mut cmd, stdin)
     };
     let dest = format!("{}/misc/files:1", reg.host);
     let bad = run(
@@ -1019,19 +1009,9 @@ fn the_bearer_token_flow_gets_tokens_for_pull_and_push_scopes() {
     let reg = Registry::start_with(&s, &auth);
     let dest = format!("{}/misc/files:1", reg.host);
     let with_password = |st: &Store, args: &[&str], pw: &str| {
-        let mut child = st
-            .cmd(args)
-            .args(["--plain-http", "--username", "dave", "--password-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        {
-            use std::io::Write;
-            writeln!(child.stdin.take().unwrap(), "{pw}").unwrap();
-        }
-        child.wait_with_output().unwrap()
+        let mut cmd = st.cmd(args);
+        cmd.args(["--plain-http", "--username", "dave", "--password-stdin"]);
+        with_stdin(&mut cmd, pw)
     };
     let out = with_password(&s, &["push", "files:1", &dest], "pw-of-dave");
     assert!(

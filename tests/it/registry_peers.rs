@@ -8,23 +8,7 @@ use crate::oras::Registry as CraneRegistry;
 use crate::util::{Store, have_tool, sh};
 
 fn fixture() -> Store {
-    let s = Store::new();
-    let dir = s.path("vm");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("memory-ranges"), crate::util::bytes(2 << 20, 5)).unwrap();
-    s.ok(&[
-        "pack",
-        "snapshot",
-        dir.to_str().unwrap(),
-        "--ref",
-        "snap:1",
-        "--chunk-size",
-        "1MiB",
-        "--no-ch-config",
-    ]);
-    let notes = s.file("notes.md", b"# runbook\n");
-    s.ok(&["add", "--ref", "files:1", notes.to_str().unwrap()]);
-    s
+    crate::registry::fixture().0
 }
 
 #[test]

@@ -8,18 +8,16 @@ use std::path::Path;
 use tar::EntryType;
 
 use super::manifest::{self, Item};
-use crate::chunks::read::open_verify_ahead;
 use crate::error::{Error, Result};
 use crate::formats::image::{Image, LayoutLoader, load};
-use crate::formats::oci_archive::export::{copy_verified, put_header, put_member, write_error};
+use crate::formats::oci_archive::export::{put_blob, put_member, write_tar};
 use crate::io::counting::Counting;
 use crate::io::durable;
 use crate::io::progress::Progress;
 use crate::model::name::{split_tag, validate_ref};
-use crate::model::platform::{PlatformSpec, describe};
+use crate::model::platform::PlatformSpec;
 use crate::model::{Descriptor, media_type};
 use crate::store::layout::{Layout, looks_like_digest};
-use crate::tar::write::{END_OF_ARCHIVE, leave_incomplete, padding};
 
 /// What a docker archive will hold: one `manifest.json` item per image
 /// (refs naming the same image share it), and each config and layer once.
@@ -175,14 +173,7 @@ impl DockerArchivePlan {
         writer: W,
         progress: &dyn Progress,
     ) -> Result<W> {
-        let mut out = Counting::new(writer);
-        match self.write_stream(layout, &mut out, progress) {
-            Ok(()) => Ok(out.inner),
-            Err(e) => {
-                leave_incomplete(&mut out);
-                Err(e)
-            }
-        }
+        write_tar(writer, |out| self.write_stream(layout, out, progress))
     }
 
     fn write_stream<W: Write>(
@@ -202,13 +193,8 @@ impl DockerArchivePlan {
         )?;
         progress.begin("exporting", self.blob_bytes());
         for (name, blob) in &self.blobs {
-            let raw = open_verify_ahead(layout, blob)?;
-            put_header(out, name, 0o644, regular, blob.size)?;
-            copy_verified(layout, raw, blob, out, progress)?;
-            out.write_all(padding(blob.size)).map_err(write_error)?;
+            put_blob(layout, out, name, blob, progress)?;
         }
-        out.write_all(&END_OF_ARCHIVE).map_err(write_error)?;
-        out.flush().map_err(write_error)?;
         progress.finish();
         Ok(())
     }
@@ -217,8 +203,9 @@ impl DockerArchivePlan {
 /// The image `spec` names: a manifest as it is, an index's best match for
 /// `platform`.
 fn pick_image(layout: &Layout, spec: &str, platform: Option<&PlatformSpec>) -> Result<Image> {
-    let root = layout.resolve(spec)?;
-    let loaded = load(&LayoutLoader::new(layout, spec)?)?;
+    let loader = LayoutLoader::new(layout, spec)?;
+    let root = loader.root_descriptor().clone();
+    let loaded = load(&loader)?;
     if !media_type::is_index(&root.media_type) {
         return loaded.images.into_iter().next().ok_or_else(|| {
             Error::InvalidArgument(format!(
@@ -227,32 +214,14 @@ fn pick_image(layout: &Layout, spec: &str, platform: Option<&PlatformSpec>) -> R
             ))
         });
     }
-    let have = || {
-        let list: Vec<String> = loaded
-            .images
-            .iter()
-            .map(|i| describe(&i.platform))
-            .collect();
-        list.join(", ")
-    };
     let Some(wanted) = platform else {
         return Err(Error::InvalidArgument(format!(
             "{spec} is an index and a docker archive holds single images: give --platform \
              (it has: {})",
-            have()
+            loaded.platforms_listed()
         )));
     };
-    let best = loaded
-        .select_by_platform(wanted)
-        .into_iter()
-        .next()
-        .cloned();
-    best.ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "{spec} has no image for platform {wanted}; it has: {}",
-            have()
-        ))
-    })
+    loaded.best_for(spec, wanted).cloned()
 }
 
 /// Writes `plan`'s archive into the file `dest` as the layout's own files

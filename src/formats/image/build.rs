@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::{LayoutLoader, load};
 use crate::error::{Error, Result};
-use crate::model::platform::{PlatformSpec, describe};
+use crate::model::platform::PlatformSpec;
 use crate::model::{Descriptor, Platform, media_type as mt};
 use crate::store::layout::DOCUMENT_LIMIT;
 use crate::store::writer::Writer;
@@ -148,17 +148,7 @@ fn bases(
         chosen.extend(loaded.images.iter());
     }
     for p in platforms {
-        let Some(best) = loaded.select_by_platform(p).into_iter().next() else {
-            let have: Vec<String> = loaded
-                .images
-                .iter()
-                .map(|i| describe(&i.platform))
-                .collect();
-            return Err(Error::InvalidArgument(format!(
-                "{from} has no image for platform {p}; it has: {}",
-                have.join(", ")
-            )));
-        };
+        let best = loaded.best_for(from, p)?;
         if !chosen
             .iter()
             .any(|c| c.manifest.digest == best.manifest.digest)
@@ -166,7 +156,7 @@ fn bases(
             chosen.push(best);
         }
     }
-    let root = layout.resolve(from)?;
+    let root = loader.root_descriptor();
     let index_type = mt::is_index(&root.media_type).then(|| root.media_type.clone());
     let mut bases = Vec::with_capacity(chosen.len());
     for image in chosen {

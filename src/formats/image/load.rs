@@ -93,6 +93,37 @@ pub struct LoadedIndex {
 }
 
 impl LoadedIndex {
+    /// The best image for `wanted`, by containerd's rules.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when none matches, naming `what` (the
+    /// index, for the message) and the platforms it has.
+    pub fn best_for(&self, what: &str, wanted: &PlatformSpec) -> Result<&Image> {
+        self.select_by_platform(wanted)
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{what} has no image for platform {wanted}; it has: {}",
+                    self.platforms_listed()
+                ))
+            })
+    }
+
+    /// The images' platforms, `linux/amd64, linux/arm64/v8` (`none` when
+    /// there are none), for messages.
+    pub fn platforms_listed(&self) -> String {
+        if self.images.is_empty() {
+            return "none".into();
+        }
+        let list: Vec<String> = self
+            .images
+            .iter()
+            .map(|i| crate::model::platform::describe(&i.platform))
+            .collect();
+        list.join(", ")
+    }
+
     /// The images for `wanted`, best match first, by containerd's rules.
     pub fn select_by_platform(&self, wanted: &PlatformSpec) -> Vec<&Image> {
         let entries: Vec<Descriptor> = self

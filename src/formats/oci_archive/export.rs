@@ -180,14 +180,7 @@ impl ArchivePlan {
         writer: W,
         progress: &dyn Progress,
     ) -> Result<W> {
-        let mut out = Counting::new(writer);
-        match self.write_stream(layout, &mut out, progress) {
-            Ok(()) => Ok(out.inner),
-            Err(e) => {
-                leave_incomplete(&mut out);
-                Err(e)
-            }
-        }
+        write_tar(writer, |out| self.write_stream(layout, out, progress))
     }
 
     fn write_stream<W: Write>(
@@ -221,13 +214,8 @@ impl ArchivePlan {
         progress.begin("exporting", self.blob_bytes());
         for blob in &self.blobs {
             let name = format!("blobs/{}/{}", blob.digest.algorithm(), blob.digest.hex());
-            let raw = open_verify_ahead(layout, blob)?;
-            put_header(out, &name, 0o644, EntryType::Regular, blob.size)?;
-            copy_verified(layout, raw, blob, out, progress)?;
-            out.write_all(padding(blob.size)).map_err(write_error)?;
+            put_blob(layout, out, &name, blob, progress)?;
         }
-        out.write_all(&END_OF_ARCHIVE).map_err(write_error)?;
-        out.flush().map_err(write_error)?;
         progress.finish();
         Ok(())
     }
@@ -246,10 +234,46 @@ fn untag(value: &mut Value) {
     }
 }
 
+/// Writes a tar stream with `body` (its members), then the end-of-archive
+/// marker; after an error, leaves the stream so that no tar reader takes
+/// it for a complete one. Returns the writer.
+pub(crate) fn write_tar<W: Write>(
+    writer: W,
+    body: impl FnOnce(&mut Counting<W>) -> Result<()>,
+) -> Result<W> {
+    let mut out = Counting::new(writer);
+    let r = body(&mut out).and_then(|()| {
+        out.write_all(&END_OF_ARCHIVE).map_err(write_error)?;
+        out.flush().map_err(write_error)
+    });
+    match r {
+        Ok(()) => Ok(out.inner),
+        Err(e) => {
+            leave_incomplete(&mut out);
+            Err(e)
+        }
+    }
+}
+
+/// The member `name` holding the layout's blob `blob`, checked against
+/// its digest as it is copied.
+pub(crate) fn put_blob<W: Write>(
+    layout: &Layout,
+    out: &mut Counting<W>,
+    name: &str,
+    blob: &Descriptor,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let raw = open_verify_ahead(layout, blob)?;
+    put_header(out, name, 0o644, EntryType::Regular, blob.size)?;
+    copy_verified(layout, raw, blob, out, progress)?;
+    out.write_all(padding(blob.size)).map_err(write_error)
+}
+
 /// Copies a blob opened with [`open_verify_ahead`]; a large one's last
 /// bytes are held back until the reader has reached its end, where
 /// [`crate::BlobReader`] checks size and digest.
-pub(crate) fn copy_verified<W: Write>(
+fn copy_verified<W: Write>(
     layout: &Layout,
     raw: Box<dyn std::io::Read>,
     blob: &Descriptor,

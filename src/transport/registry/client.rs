@@ -73,6 +73,18 @@ pub(crate) struct Call<'a> {
     pub body: Option<&'a mut dyn FnMut() -> Result<(SendBody<'static>, u64)>>,
 }
 
+impl Call<'static> {
+    /// A request without headers or body.
+    pub(crate) fn new(method: &'static str, url: String) -> Call<'static> {
+        Call {
+            method,
+            url,
+            headers: vec![],
+            body: None,
+        }
+    }
+}
+
 impl Client {
     /// A client of `reference`'s repository.
     ///
@@ -108,12 +120,7 @@ impl Client {
     /// The registry unreachable; 401 or 403 ([`ErrorKind::Refused`]).
     pub fn ping(&self) -> Result<()> {
         let root = &self.base[..self.base.find("/v2/").expect("the base has /v2/")];
-        let resp = self.send(&mut Call {
-            method: "GET",
-            url: format!("{root}/v2/"),
-            headers: vec![],
-            body: None,
-        })?;
+        let resp = self.send(&mut Call::new("GET", format!("{root}/v2/")))?;
         check_status(self, &resp, "GET /v2/")
     }
 

@@ -64,12 +64,10 @@ impl Loader for RegistryLoader<'_> {
     }
 
     fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
-        let resp = self.client.send(&mut Call {
-            method: "GET",
-            url: self.client.url(&format!("blobs/{}", desc.digest)),
-            headers: vec![],
-            body: None,
-        })?;
+        let resp = self.client.send(&mut Call::new(
+            "GET",
+            self.client.url(&format!("blobs/{}", desc.digest)),
+        ))?;
         check_status(self.client, &resp, &format!("blob {}", desc.digest))?;
         let body = resp.into_body().into_reader();
         Ok(Box::new(BlobReader::new(

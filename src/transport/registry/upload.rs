@@ -45,7 +45,7 @@ pub(crate) fn upload_blob(
     from: Option<&str>,
 ) -> Result<Sent> {
     let blob = format!("blob {}", desc.digest);
-    let head = client.send(&mut get_or_head(
+    let head = client.send(&mut Call::new(
         "HEAD",
         client.url(&format!("blobs/{}", desc.digest)),
     ))?;
@@ -156,20 +156,11 @@ fn upload_chunked(
     check_status(client, &put, &format!("closing the upload of {blob}"))
 }
 
-fn get_or_head(method: &'static str, url: String) -> Call<'static> {
-    Call {
-        method,
-        url,
-        headers: vec![],
-        body: None,
-    }
-}
-
 /// `POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<repo>`: `None`
 /// when mounted (201), else the URL of the upload it started instead.
 fn mount(client: &Client, desc: &Descriptor, from: &str, blob: &str) -> Result<Option<String>> {
     let query = format!("blobs/uploads/?mount={}&from={from}", desc.digest).replace(':', "%3A");
-    let resp = client.send(&mut get_or_head("POST", client.url(&query)))?;
+    let resp = client.send(&mut Call::new("POST", client.url(&query)))?;
     if resp.status() == StatusCode::CREATED {
         return Ok(None);
     }
@@ -179,7 +170,7 @@ fn mount(client: &Client, desc: &Descriptor, from: &str, blob: &str) -> Result<O
 
 /// `POST /v2/<repo>/blobs/uploads/`: the upload's URL.
 fn start(client: &Client, blob: &str) -> Result<String> {
-    let resp = client.send(&mut get_or_head("POST", client.url("blobs/uploads/")))?;
+    let resp = client.send(&mut Call::new("POST", client.url("blobs/uploads/")))?;
     check_status(client, &resp, &format!("starting the upload of {blob}"))?;
     location(client, &resp, blob)
 }
@@ -278,7 +269,7 @@ fn location_of(
 
 /// Where the upload stands: the next offset, and its URL.
 fn status(client: &Client, location: &str) -> Result<(u64, String)> {
-    let resp = client.send(&mut get_or_head("GET", client.absolute(location)))?;
+    let resp = client.send(&mut Call::new("GET", client.absolute(location)))?;
     if resp.status() != StatusCode::NO_CONTENT && !resp.status().is_success() {
         return Err(client.error(
             ErrorKind::Network,

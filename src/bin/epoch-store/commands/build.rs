@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use epoch_store::formats::image::build::{self, BuildOptions, LayerSource, SCRATCH};
+use epoch_store::formats::image::build::{self, BuildOptions, LayerSource};
 use epoch_store::model::platform::{PlatformSpec, describe};
 
 use crate::output::{duration, size};
@@ -89,9 +89,6 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         });
     }
     let layout = ctx.open()?;
-    if !a.force && a.from != SCRATCH {
-        layout.resolve(&a.from)?;
-    }
     if !a.force
         && let Some(old) = layout.read_index()?.find(new_ref.as_str())?
     {

@@ -26,22 +26,7 @@ pub fn run(
     let loaded = load(&loader)?;
     let mut images: Vec<_> = loaded.images.iter().collect();
     if let Some(p) = platform {
-        images = loaded.select_by_platform(p).into_iter().take(1).collect();
-        if images.is_empty() {
-            let have: Vec<String> = loaded
-                .images
-                .iter()
-                .map(|i| describe(&i.platform))
-                .collect();
-            anyhow::bail!(
-                "{reference} has no image for {p}; it has: {}",
-                if have.is_empty() {
-                    "none".into()
-                } else {
-                    have.join(", ")
-                }
-            );
-        }
+        images = vec![loaded.best_for(&reference.to_string(), p)?];
     }
     let rows = image_rows(&images);
     // Not an image (an artifact: a snapshot, files): its own layers.
