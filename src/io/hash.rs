@@ -88,6 +88,63 @@ pub(crate) fn for_each_range(
     Ok(())
 }
 
+/// The digest of everything `reader` gives (a decompressed layer, say).
+///
+/// # Errors
+/// The reader's errors.
+pub(crate) fn hash_reader(algorithm: Algorithm, mut reader: impl io::Read) -> io::Result<Digest> {
+    let mut h = Hasher::new(algorithm);
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(h.finish()),
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A writer that hashes (SHA-256) what goes through it to `inner`: a
+/// layer's diffID while its tar is compressed.
+pub(crate) struct HashingWriter<W> {
+    inner: W,
+    hasher: Hasher,
+}
+
+impl<W> HashingWriter<W> {
+    /// Hashes what is written to `inner`.
+    pub(crate) fn new(inner: W) -> HashingWriter<W> {
+        HashingWriter {
+            inner,
+            hasher: Hasher::new(Algorithm::Sha256),
+        }
+    }
+
+    /// The writer and the digest of everything written through it.
+    pub(crate) fn finish(self) -> (W, Digest) {
+        (self.inner, self.hasher.finish())
+    }
+}
+
+impl<W: io::Write> io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W> std::fmt::Debug for HashingWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashingWriter")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

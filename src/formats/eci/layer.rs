@@ -12,7 +12,8 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use crate::error::{Error, IoContext, Result};
-use crate::io::digest::{Algorithm, Digest, Hasher};
+use crate::io::digest::Digest;
+use crate::io::hash::HashingWriter;
 use crate::io::progress::Progress;
 use crate::model::{Descriptor, media_type as mt};
 use crate::store::writer::Writer;
@@ -20,19 +21,6 @@ use crate::tar::write::{END_OF_ARCHIVE, go_file_headers, padding};
 
 /// The largest timestamp a ustar header holds (11 octal digits).
 pub(super) const MAX_TIMESTAMP: u64 = 0o777_7777_7777;
-
-/// What is written into the gzip stream: the tar bytes, hashed as they pass.
-struct TarSink<W: Write> {
-    gz: GzEncoder<W>,
-    diff: Hasher,
-}
-
-impl<W: Write> TarSink<W> {
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.diff.update(bytes);
-        self.gz.write_all(bytes)
-    }
-}
 
 /// Stores `size` bytes of `file` (at `path`) as a gzip tar layer holding
 /// one regular file `name` with `mode` and `mtime`, and returns the layer's
@@ -54,16 +42,14 @@ pub(super) fn put_tar_gzip(
 ) -> Result<(Descriptor, Digest)> {
     let blob = writer.blob()?;
     let tmp = blob.temp_path().to_path_buf();
-    let mut sink = TarSink {
-        gz: GzEncoder::new(blob, Compression::default()),
-        diff: Hasher::new(Algorithm::Sha256),
-    };
+    // The tar bytes, hashed (the diffID) on their way into the gzip stream.
+    let mut sink = HashingWriter::new(GzEncoder::new(blob, Compression::default()));
     let write_err = |e: io::Error| Error::io("write", &tmp, e);
-    sink.put(&go_file_headers(name, mode, mtime, size))
+    sink.write_all(&go_file_headers(name, mode, mtime, size))
         .map_err(write_err)?;
     let mut failed = None;
     let read = crate::io::hash::for_each_range(file, 0, size, &mut |bytes| {
-        if let Err(e) = sink.put(bytes) {
+        if let Err(e) = sink.write_all(bytes) {
             failed = Some(e);
             return Err(io::Error::other("write failed"));
         }
@@ -74,12 +60,12 @@ pub(super) fn put_tar_gzip(
         return Err(write_err(e));
     }
     read.ctx("read", path)?;
-    sink.put(padding(size)).map_err(write_err)?;
-    sink.put(&END_OF_ARCHIVE).map_err(write_err)?;
-    let TarSink { gz, diff } = sink;
+    sink.write_all(padding(size)).map_err(write_err)?;
+    sink.write_all(&END_OF_ARCHIVE).map_err(write_err)?;
+    let (gz, diff) = sink.finish();
     let blob = gz.finish().map_err(write_err)?;
     let desc = blob.commit(mt::OCI_LAYER_TAR_GZIP, None)?;
-    Ok((desc, diff.finish()))
+    Ok((desc, diff))
 }
 
 #[cfg(test)]
@@ -112,7 +98,10 @@ mod tests {
             .read_to_end(&mut tar)
             .unwrap();
         assert_eq!(tar.len(), 2048);
-        assert_eq!(diff, Digest::of_bytes(Algorithm::Sha256, &tar));
+        assert_eq!(
+            diff,
+            Digest::of_bytes(crate::io::digest::Algorithm::Sha256, &tar)
+        );
         assert_eq!(&tar[512..520], b"{\"a\":1}\n");
         assert!(tar[520..].iter().all(|&b| b == 0));
         assert!(put_tar_gzip(&w, &file, &path, "x", 0o644, 0, 9, &NoProgress).is_err());

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::Loader;
 use crate::error::{Error, Result};
-use crate::io::digest::{Algorithm, Digest, Hasher};
+use crate::io::digest::{Algorithm, Digest};
 use crate::model::platform::{PlatformSpec, rank};
 use crate::model::{Descriptor, Document, Platform, media_type as mt};
 
@@ -346,8 +346,7 @@ impl Image {
             );
             let blob = loader.blob(&l.descriptor)?;
             let m = l.descriptor.media_type.as_str();
-            let mut plain: Box<dyn Read + '_> = if m.ends_with("+gzip") || m.ends_with(".tar.gzip")
-            {
+            let plain: Box<dyn Read + '_> = if m.ends_with("+gzip") || m.ends_with(".tar.gzip") {
                 Box::new(flate2::read::MultiGzDecoder::new(blob))
             } else if m.ends_with("+zstd") {
                 let d = zstd::stream::read::Decoder::new(blob)
@@ -361,18 +360,8 @@ impl Image {
                     reason: format!("{m} is not a layer type this reader opens"),
                 });
             };
-            let mut h = Hasher::new(l.diff_id.algorithm());
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = plain
-                    .read(&mut buf)
-                    .map_err(|e| Error::stream("read", what.clone(), e))?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            let got = h.finish();
+            let got = crate::io::hash::hash_reader(l.diff_id.algorithm(), plain)
+                .map_err(|e| Error::stream("read", what.clone(), e))?;
             if got != l.diff_id {
                 return Err(Error::InvalidDocument {
                     what,

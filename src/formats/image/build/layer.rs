@@ -3,12 +3,13 @@
 //! as it is (gzipped here when it is plain); each layer's diffID computed
 //! from its bytes, never taken on trust.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-use crate::io::digest::{Algorithm, Digest, Hasher};
+use crate::io::digest::{Algorithm, Digest};
 use crate::io::gzip::ParallelGzip;
+use crate::io::hash::{HashingWriter, hash_reader};
 use crate::io::input::open_input;
 use crate::model::{Descriptor, media_type as mt};
 use crate::store::writer::Writer;
@@ -75,11 +76,11 @@ fn made_here(
     writer: &Writer<'_>,
     level: u32,
     fill: impl FnOnce(
-        &mut RootfsTar<Hashing<ParallelGzip<crate::store::writer::BlobWriter<'_, '_>>>>,
+        &mut RootfsTar<HashingWriter<ParallelGzip<crate::store::writer::BlobWriter<'_, '_>>>>,
     ) -> Result<()>,
 ) -> Result<NewLayer> {
     let gz = ParallelGzip::new(writer.blob()?, level);
-    let mut tar = RootfsTar::new(Hashing::new(gz));
+    let mut tar = RootfsTar::new(HashingWriter::new(gz));
     fill(&mut tar)?;
     let hashing = tar.finish()?;
     let (gz, diff_id) = hashing.finish();
@@ -97,9 +98,12 @@ fn made_here(
 /// diffID from decompressing it), gzipped when plain.
 fn given_tar(writer: &Writer<'_>, path: &Path, level: u32) -> Result<NewLayer> {
     let (mut file, _) = open_input(path)?;
-    let mut magic = [0u8; 4];
-    let n = read_up_to(&mut file, &mut magic).ctx("read", path)?;
-    let compression = match &magic[..n] {
+    let mut magic = Vec::with_capacity(4);
+    (&mut file)
+        .take(4)
+        .read_to_end(&mut magic)
+        .ctx("read", path)?;
+    let compression = match magic.as_slice() {
         [0x1f, 0x8b, ..] => Compression::Gzip,
         [0x28, 0xb5, 0x2f, 0xfd] => Compression::Zstd,
         _ => Compression::Plain,
@@ -117,7 +121,7 @@ fn given_tar(writer: &Writer<'_>, path: &Path, level: u32) -> Result<NewLayer> {
             Box::new(zstd::stream::read::Decoder::new(open_input(path)?.0).ctx("read", path)?),
         ),
     };
-    let diff_id = hash_all(decoded).map_err(|e| {
+    let diff_id = hash_reader(Algorithm::Sha256, decoded).map_err(|e| {
         Error::InvalidArgument(format!(
             "{}: does not decompress as the {} it starts as: {e}",
             path.display(),
@@ -138,7 +142,7 @@ fn given_tar(writer: &Writer<'_>, path: &Path, level: u32) -> Result<NewLayer> {
 /// A plain tar file, gzipped here; its diffID is its own digest.
 fn made_here_from_plain(writer: &Writer<'_>, path: &Path, level: u32) -> Result<NewLayer> {
     let (mut file, _) = open_input(path)?;
-    let mut gz = Hashing::new(ParallelGzip::new(writer.blob()?, level));
+    let mut gz = HashingWriter::new(ParallelGzip::new(writer.blob()?, level));
     io::copy(&mut file, &mut gz).map_err(|e| Error::io("read", path, e))?;
     let (gz, diff_id) = gz.finish();
     let blob = gz
@@ -148,64 +152,4 @@ fn made_here_from_plain(writer: &Writer<'_>, path: &Path, level: u32) -> Result<
         descriptor: blob.commit(mt::OCI_LAYER_TAR_GZIP, None)?,
         diff_id,
     })
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
-/// The sha256 of everything `r` gives.
-fn hash_all(mut r: impl Read) -> io::Result<Digest> {
-    let mut h = Hasher::new(Algorithm::Sha256);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match r.read(&mut buf)? {
-            0 => return Ok(h.finish()),
-            n => h.update(&buf[..n]),
-        }
-    }
-}
-
-/// A writer that hashes what goes through it (a layer's diffID).
-pub(crate) struct Hashing<W> {
-    inner: W,
-    hasher: Hasher,
-}
-
-impl<W> Hashing<W> {
-    fn new(inner: W) -> Hashing<W> {
-        Hashing {
-            inner,
-            hasher: Hasher::new(Algorithm::Sha256),
-        }
-    }
-
-    fn finish(self) -> (W, Digest) {
-        (self.inner, self.hasher.finish())
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl<W> std::fmt::Debug for Hashing<W> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Hashing")
-    }
 }
