@@ -13,6 +13,7 @@ pub mod filesystem;
 pub mod gzip;
 pub(crate) mod hash;
 pub mod input;
+pub mod meter;
 pub(crate) mod mmap;
 pub(crate) mod progress;
 pub(crate) mod schedule;

@@ -37,7 +37,21 @@ pub fn narrow(
     wanted: &[PlatformSpec],
 ) -> Result<Option<Narrowed>> {
     let (raw, doc) = src.read_document(root)?;
-    if classify(&doc, Some(&root.media_type)) != Kind::ImageIndex {
+    narrow_document(name, root, &raw, &doc, wanted)
+}
+
+/// [`narrow`] of a document already read: `raw`, parsed as `doc`.
+///
+/// # Errors
+/// As [`narrow`].
+pub fn narrow_document(
+    name: Option<&str>,
+    root: &Descriptor,
+    raw: &[u8],
+    doc: &crate::model::Document,
+    wanted: &[PlatformSpec],
+) -> Result<Option<Narrowed>> {
+    if classify(doc, Some(&root.media_type)) != Kind::ImageIndex {
         return Ok(None);
     }
     let entries = doc.manifests.clone().unwrap_or_default();
@@ -73,7 +87,7 @@ pub fn narrow(
     }
     keep.sort_unstable();
     let mut value: serde_json::Value =
-        serde_json::from_slice(&raw).map_err(|e| Error::InvalidDocument {
+        serde_json::from_slice(raw).map_err(|e| Error::InvalidDocument {
             what: format!("index {}", root.digest),
             reason: e.to_string(),
         })?;

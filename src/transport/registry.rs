@@ -14,10 +14,11 @@ pub mod push;
 pub mod reference;
 pub mod tls;
 mod upload;
+mod upload_state;
 
 pub use client::{Client, ClientOptions, Credentials};
 pub use loader::RegistryLoader;
-pub use pull::{PullReport, pull};
-pub use push::{KnownBlobs, PushOptions, PushReport, push};
+pub use pull::{PullOptions, PullPlan, PullReport, plan_pull, pull};
+pub use push::{KnownBlobs, PushOptions, PushPlan, PushReport, plan_push, push};
 pub use reference::Reference;
 pub use tls::TlsOptions;

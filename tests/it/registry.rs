@@ -13,16 +13,16 @@ use crate::util::{OCI_INDEX, Store, have_tool, sh};
 
 /// distribution 2.8 serving a directory on 127.0.0.1 (plain HTTP, no
 /// auth); killed when dropped, also when the test panics.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
     /// `127.0.0.1:PORT`.
-    host: String,
+    pub(crate) host: String,
     /// Its storage directory.
     data: std::path::PathBuf,
 }
 
 impl Registry {
-    fn start(st: &Store) -> Registry {
+    pub(crate) fn start(st: &Store) -> Registry {
         Registry::start_with(st, "")
     }
 
@@ -38,7 +38,7 @@ impl Registry {
     }
 
     /// `extra` is more of the config (YAML at the top level).
-    fn start_with(st: &Store, extra: &str) -> Registry {
+    pub(crate) fn start_with(st: &Store, extra: &str) -> Registry {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -1102,14 +1102,15 @@ fn a_pull_killed_midway_goes_on_from_its_partial_blob_on_the_next_run() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait for a partial blob to hold some bytes, then kill the pull.
+    // Wait for a partial blob to hold over half a MiB (only a 1 MiB chunk
+    // can: the small blobs come whole), then kill the pull.
     let tmp = back.layout.join(".epoch-store/tmp");
     let deadline = Instant::now() + Duration::from_secs(30);
     let partial = loop {
         let found = std::fs::read_dir(&tmp).ok().and_then(|d| {
             d.filter_map(Result::ok).find(|e| {
                 e.file_name().to_string_lossy().starts_with("partial-")
-                    && e.metadata().map(|m| m.len() > 0).unwrap_or(false)
+                    && e.metadata().map(|m| m.len() > 512 << 10).unwrap_or(false)
             })
         });
         if let Some(e) = found {

@@ -1,7 +1,9 @@
 //! What `push` and `pull` share: how to reach the registry.
 
 use std::io::BufRead;
+use std::sync::Arc;
 
+use epoch_store::io::meter::Meter;
 use epoch_store::transport::registry::{ClientOptions, Credentials, Reference};
 
 /// Options for moving blobs to or from a registry.
@@ -10,6 +12,14 @@ pub struct RemoteArgs {
     /// Blobs in flight at once, each on its own connection.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub jobs: u32,
+    /// Hold the transfer (all connections together) to this many bytes a
+    /// second: 500KiB, 20MiB, 1GiB (a trailing /s is allowed).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
+    /// Say what would move (documents, blobs to send or fetch, blobs
+    /// already there, bytes) and move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -18,6 +28,24 @@ impl RemoteArgs {
     /// See [`ConnectArgs::options`].
     pub fn options(&self, host: &str) -> anyhow::Result<ClientOptions> {
         self.connect.options(host)
+    }
+
+    /// What counts the bytes: a progress bar on a terminal (unless
+    /// `quiet`), and `--limit-rate`.
+    pub fn meter(&self, quiet: bool) -> Arc<Meter> {
+        Arc::new(Meter::new(
+            self.limit_rate,
+            Arc::new(crate::progress::Bar::new(quiet)),
+        ))
+    }
+}
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let size = s.strip_suffix("/s").unwrap_or(s);
+    match epoch_store::io::size::parse_size(size) {
+        Ok(0) => Err("the rate must be more than 0".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
 }
 

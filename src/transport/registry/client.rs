@@ -129,6 +129,11 @@ impl Client {
         &self.registry
     }
 
+    /// The repository, for messages and keys.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
     /// `/v2/<repo>/<path>` as a URL.
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}/{path}", self.base)
@@ -205,6 +210,15 @@ impl Client {
                 let request = builder
                     .header("content-length", len.to_string())
                     .body(body)
+                    .map_err(|e| self.failed(&e.to_string()))?;
+                self.agent.run(request)
+            }
+            // A POST without a body says so (ureq would send an empty
+            // chunked one, which some proxies choke on).
+            None if matches!(call.method, "POST" | "PUT" | "PATCH") => {
+                let request = builder
+                    .header("content-length", "0")
+                    .body(SendBody::none())
                     .map_err(|e| self.failed(&e.to_string()))?;
                 self.agent.run(request)
             }

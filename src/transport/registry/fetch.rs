@@ -15,6 +15,7 @@ use ureq::http::StatusCode;
 
 use super::client::{Call, Client, header};
 use crate::error::{ErrorKind, Result};
+use crate::io::meter::Meter;
 use crate::model::Descriptor;
 use crate::store::writer::{BlobWriter, Writer};
 
@@ -45,6 +46,9 @@ enum Stop {
     Retry(String, Option<Duration>),
     /// Not worth one.
     Fail(crate::Error),
+    /// The registry will not go on from what is here (416): again from
+    /// nothing.
+    Restart(String),
 }
 
 /// Streams `desc` into the store, verified; returns its size.
@@ -53,27 +57,63 @@ pub(crate) fn fetch_blob(
     client: &Client,
     desc: &Descriptor,
     counters: &Counters,
+    meter: &Meter,
 ) -> Result<u64> {
     let (mut blob, already) = writer.resumable_blob(&desc.digest)?;
     if already > desc.size {
         // Longer than the blob: not a prefix of it; start again.
-        drop(blob);
-        blob = writer.resumable_blob(&desc.digest)?.0;
+        blob = fresh(writer, blob, desc)?;
     } else if already > 0 {
         counters.resumed.fetch_add(already, Ordering::Relaxed);
         counters.resumed_runs.fetch_add(1, Ordering::Relaxed);
+        meter.progress().advance(already);
     }
+    match fetch_into(writer, client, desc, blob, counters, meter) {
+        Err(crate::Error::DigestMismatch { .. } | crate::Error::SizeMismatch { .. })
+            if already > 0 && already <= desc.size =>
+        {
+            // What the earlier run left was not the blob's start (the
+            // commit removed it): once more, from nothing.
+            let blob = fresh(writer, writer.resumable_blob(&desc.digest)?.0, desc)?;
+            fetch_into(writer, client, desc, blob, counters, meter)
+        }
+        r => r,
+    }
+}
+
+/// `blob` emptied: the partial file removed and made again.
+fn fresh<'w, 'a>(
+    writer: &'w Writer<'a>,
+    blob: BlobWriter<'w, 'a>,
+    desc: &Descriptor,
+) -> Result<BlobWriter<'w, 'a>> {
+    if blob.is_empty() {
+        return Ok(blob);
+    }
+    drop(blob);
+    Ok(writer.resumable_blob(&desc.digest)?.0)
+}
+
+/// Fetches the rest of `desc` into `blob` with retries, then commits it.
+fn fetch_into<'w, 'a>(
+    writer: &'w Writer<'a>,
+    client: &Client,
+    desc: &Descriptor,
+    mut blob: BlobWriter<'w, 'a>,
+    counters: &Counters,
+    meter: &Meter,
+) -> Result<u64> {
     let mut attempt = 0;
     loop {
         let from = blob.len();
-        match attempt_once(client, desc, &mut blob) {
+        match attempt_once(client, desc, &mut blob, meter) {
             Ok(()) => break,
             Err(Stop::Fail(e)) => {
                 // What arrived stays for the next run (after a full disk, say).
                 let _ = blob.keep();
                 return Err(e);
             }
-            Err(Stop::Retry(why, _)) if attempt >= RETRIES => {
+            Err(Stop::Retry(why, _) | Stop::Restart(why)) if attempt >= RETRIES => {
                 let _ = blob.keep();
                 return Err(client.error(
                     ErrorKind::Network,
@@ -83,6 +123,11 @@ pub(crate) fn fetch_blob(
                         attempt + 1
                     ),
                 ));
+            }
+            Err(Stop::Restart(_)) => {
+                attempt += 1;
+                counters.retries.fetch_add(1, Ordering::Relaxed);
+                blob = fresh(writer, blob, desc)?;
             }
             Err(Stop::Retry(_, after)) => {
                 attempt += 1;
@@ -104,31 +149,15 @@ fn attempt_once(
     client: &Client,
     desc: &Descriptor,
     blob: &mut BlobWriter<'_, '_>,
+    meter: &Meter,
 ) -> std::result::Result<(), Stop> {
     let from = blob.len();
-    let range = (from > 0).then(|| ("range", format!("bytes={from}-")));
-    let mut call = Call {
-        method: "GET",
-        url: client.url(&format!("blobs/{}", desc.digest)),
-        headers: range.iter().cloned().collect(),
-        body: None,
-    };
-    let mut resp = client.send(&mut call).map_err(transient)?;
-    for _ in 0..MAX_REDIRECTS {
-        if !resp.status().is_redirection() {
-            break;
-        }
-        let location = header(&resp, "location").ok_or_else(|| {
-            Stop::Fail(client.error(
-                ErrorKind::Malformed,
-                format!("a redirect for blob {} without a Location", desc.digest),
-            ))
-        })?;
-        // Another host gets none of our credentials.
-        resp = client
-            .send_anonymous(&client.absolute(&location), range.clone())
-            .map_err(transient)?;
+    if from == desc.size {
+        // All here already (a run killed before its commit): the commit
+        // checks it.
+        return Ok(());
     }
+    let mut resp = get_from(client, desc, from)?;
     let status = resp.status();
     let mut skip = 0;
     match status {
@@ -145,6 +174,11 @@ fn attempt_once(
             }
         }
         StatusCode::OK => skip = from,
+        StatusCode::RANGE_NOT_SATISFIABLE if from > 0 => {
+            return Err(Stop::Restart(format!(
+                "the registry cannot go on from byte {from} (416)"
+            )));
+        }
         s if s == StatusCode::REQUEST_TIMEOUT
             || s == StatusCode::TOO_MANY_REQUESTS
             || s.is_server_error() =>
@@ -175,7 +209,39 @@ fn attempt_once(
         }
     }
     let want = desc.size.saturating_sub(from);
-    copy_body(&mut body, blob, want, desc)
+    copy_body(&mut body, blob, want, desc, meter)
+}
+
+/// `GET` of the blob from byte `from`, following redirects (to storage
+/// behind the registry, which gets none of our credentials).
+fn get_from(
+    client: &Client,
+    desc: &Descriptor,
+    from: u64,
+) -> std::result::Result<ureq::http::Response<ureq::Body>, Stop> {
+    let range = (from > 0).then(|| ("range", format!("bytes={from}-")));
+    let mut call = Call {
+        method: "GET",
+        url: client.url(&format!("blobs/{}", desc.digest)),
+        headers: range.iter().cloned().collect(),
+        body: None,
+    };
+    let mut resp = client.send(&mut call).map_err(transient)?;
+    for _ in 0..MAX_REDIRECTS {
+        if !resp.status().is_redirection() {
+            break;
+        }
+        let location = header(&resp, "location").ok_or_else(|| {
+            Stop::Fail(client.error(
+                ErrorKind::Malformed,
+                format!("a redirect for blob {} without a Location", desc.digest),
+            ))
+        })?;
+        resp = client
+            .send_anonymous(&client.absolute(&location), range.clone())
+            .map_err(transient)?;
+    }
+    Ok(resp)
 }
 
 /// Copies up to `want` bytes, and one more if the registry sends it (a
@@ -186,6 +252,7 @@ fn copy_body(
     blob: &mut BlobWriter<'_, '_>,
     want: u64,
     desc: &Descriptor,
+    meter: &Meter,
 ) -> std::result::Result<(), Stop> {
     let mut buf = vec![0u8; 1 << 20];
     let mut got = 0u64;
@@ -205,6 +272,7 @@ fn copy_body(
             ))
         })?;
         got += n as u64;
+        meter.moved(n as u64);
     }
     if got < want {
         return Err(Stop::Retry(

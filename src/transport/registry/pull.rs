@@ -1,12 +1,15 @@
 //! Pull: a manifest or index from a registry and everything it reaches
 //! (nested indexes, configs, layers of any media type) into a layout.
-//! Documents are read whole (at most 4 MiB) and verified; blobs are
-//! streamed straight into the store, several at once, each verified while
-//! it is written and published with the store's protocol. Nothing is
-//! tagged here: the caller tags the root once every blob is durable.
+//! First the plan ([`plan_pull`]): documents are read whole (at most
+//! 4 MiB each) and verified, and the blobs the layout lacks listed (all a
+//! `--dry-run` does). Then those blobs are streamed straight into the
+//! store, several at once, each verified while it is written and published
+//! with the store's protocol, and the documents stored as their raw bytes.
+//! Nothing is tagged here: the caller tags the root once all is durable.
 
 use std::collections::HashSet;
 use std::io::Read;
+use std::sync::Arc;
 
 use super::client::{Call, Client, check_status, header};
 use super::fetch::{Counters, fetch_blob};
@@ -14,12 +17,13 @@ use super::reference::Reference;
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::digest::{Algorithm, Digest};
 use crate::io::input::{FileState, file_state};
+use crate::io::meter::Meter;
 use crate::io::schedule::{Workers, until_error};
 use crate::model::platform::PlatformSpec;
 use crate::model::{Descriptor, Document, media_type as mt};
-use crate::store::layout::DOCUMENT_LIMIT;
+use crate::store::layout::{DOCUMENT_LIMIT, Layout};
 use crate::store::writer::Writer;
-use crate::transport::platforms::narrow;
+use crate::transport::platforms::narrow_document;
 
 /// What `Accept` asks for: every manifest and index type.
 pub(crate) const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -51,51 +55,94 @@ pub struct PullReport {
     pub resumed_blobs: u64,
 }
 
-/// Pulls what `reference` names, and everything it reaches, into
-/// `writer`'s layout, `jobs` blobs at a time. With `platforms`, an index
-/// is narrowed to its best image for each (as `copy --platform` narrows
-/// one: a new index of just those) before anything else is fetched. Tags
-/// nothing.
+/// What a pull would move: the documents (fetched and verified, not yet
+/// stored) and the blobs the layout lacks.
+#[derive(Debug)]
+pub struct PullPlan {
+    root: Descriptor,
+    documents: Vec<(Descriptor, Vec<u8>)>,
+    blobs: Vec<Descriptor>,
+    there: u64,
+}
+
+impl PullPlan {
+    /// The root to tag once pulled.
+    pub fn root(&self) -> &Descriptor {
+        &self.root
+    }
+
+    /// Documents (manifests, indexes) to store.
+    pub fn documents(&self) -> usize {
+        self.documents.len()
+    }
+
+    /// Blobs to fetch, and their bytes.
+    pub fn to_fetch(&self) -> (u64, u64) {
+        (
+            self.blobs.len() as u64,
+            self.blobs.iter().map(|b| b.size).sum(),
+        )
+    }
+
+    /// Blobs the layout has already.
+    pub fn there(&self) -> u64 {
+        self.there
+    }
+}
+
+/// How [`pull`] fetches blobs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PullOptions {
+    /// Blobs in flight at once.
+    pub jobs: usize,
+    /// Counts the bytes fetched (progress) and holds them to a rate.
+    pub meter: Arc<Meter>,
+}
+
+impl PullOptions {
+    /// `jobs` blobs at a time, with the bytes counted by `meter`.
+    pub fn new(jobs: usize, meter: Arc<Meter>) -> PullOptions {
+        PullOptions {
+            jobs: jobs.max(1),
+            meter,
+        }
+    }
+}
+
+/// Fetches the documents `reference` reaches (each verified; nested
+/// indexes followed) and finds the blobs `layout` lacks: what [`pull`]
+/// would move. With `platforms`, an index is narrowed to its best image
+/// for each (as `copy --platform` narrows one: a new index of just those)
+/// before anything else is fetched. Writes nothing.
 ///
 /// # Errors
 /// The registry unreachable or refusing ([`Error::Registry`]); a document
-/// or blob that does not match its digest or size (nothing of it is
-/// published); a document over 4 MiB or not a manifest or index; I/O
-/// errors writing the layout.
-pub fn pull(
-    writer: &Writer<'_>,
+/// that does not match its digest or size, over 4 MiB, or not a manifest
+/// or index.
+pub fn plan_pull(
+    layout: &Layout,
     client: &Client,
     reference: &Reference,
-    jobs: usize,
     platforms: &[PlatformSpec],
-) -> Result<PullReport> {
-    let (raw, media_type) =
+) -> Result<PullPlan> {
+    let (mut raw, media_type) =
         fetch_manifest(client, &reference.target(), reference.digest.as_ref(), None)?;
-    let mut root = writer.put_bytes(&media_type, &raw)?;
-    let mut raw = raw;
+    let mut root = described(&media_type, &raw);
     if !platforms.is_empty() {
         let shown = reference.to_string();
-        if let Some(narrowed) = narrow(writer.layout(), Some(&shown), &root, platforms)? {
-            root = writer.put_bytes(&narrowed.descriptor.media_type, &narrowed.bytes)?;
+        let doc = parse(client, &root, &raw)?;
+        if let Some(narrowed) = narrow_document(Some(&shown), &root, &raw, &doc, platforms)? {
+            root = narrowed.descriptor;
             raw = narrowed.bytes;
         }
     }
-    let mut report = PullReport {
-        root: root.clone(),
-        documents: 1,
-        blobs: 0,
-        blobs_skipped: 0,
-        bytes: 0,
-        retries: 0,
-        resumed_bytes: 0,
-        resumed_blobs: 0,
-    };
+    let mut documents = Vec::new();
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut seen: HashSet<Digest> = HashSet::from([root.digest.clone()]);
-    let mut frontier = vec![(root, raw)];
+    let mut frontier = vec![(root.clone(), raw)];
     while let Some((desc, raw)) = frontier.pop() {
-        let doc = Document::parse(&raw, Some(&desc.media_type))
-            .map_err(|e| e.in_document(format!("{} {}", client.registry(), desc.digest)))?;
+        let doc = parse(client, &desc, &raw)?;
         for child in doc.children() {
             if !seen.insert(child.digest.clone()) {
                 continue;
@@ -107,33 +154,78 @@ pub fn pull(
                     Some(&child.digest),
                     Some(child),
                 )?;
-                let stored = writer.put_bytes(&child.media_type, &raw)?;
-                report.documents += 1;
-                frontier.push((stored, raw));
+                frontier.push((child.clone(), raw));
             } else {
                 blobs.push(child.clone());
             }
         }
+        documents.push((desc, raw));
     }
-    let layout = writer.layout();
-    let mut missing = Vec::new();
+    let mut plan = PullPlan {
+        root,
+        documents,
+        blobs: Vec::new(),
+        there: 0,
+    };
     for b in blobs {
         match file_state(&layout.blob_path(&b.digest), b.size)? {
-            FileState::Present => report.blobs_skipped += 1,
-            _ => missing.push(b),
+            FileState::Present => plan.there += 1,
+            _ => plan.blobs.push(b),
         }
     }
+    Ok(plan)
+}
+
+/// Pulls what `plan` names into `writer`'s layout: the blobs it lacks,
+/// `options.jobs` at a time, each verified while it is written, then the
+/// documents as their raw bytes, all synced. Tags nothing.
+///
+/// # Errors
+/// The registry unreachable or refusing ([`Error::Registry`]); a blob
+/// that does not match its digest or size (nothing of it is published);
+/// I/O errors writing the layout.
+pub fn pull(
+    writer: &Writer<'_>,
+    client: &Client,
+    plan: &PullPlan,
+    options: &PullOptions,
+) -> Result<PullReport> {
+    let progress = options.meter.progress();
+    progress.begin(&format!("pull {}", client.repository()), plan.to_fetch().1);
     let counters = Counters::default();
-    let fetched = until_error(&missing, Workers::Threads(jobs.max(1)), |b| {
-        fetch_blob(writer, client, b, &counters)
-    })?;
-    report.blobs = fetched.len() as u64;
-    report.bytes = fetched.iter().sum();
-    report.retries = counters.retries.into_inner();
-    report.resumed_bytes = counters.resumed.into_inner();
-    report.resumed_blobs = counters.resumed_runs.into_inner();
+    let fetched = until_error(&plan.blobs, Workers::Threads(options.jobs), |b| {
+        fetch_blob(writer, client, b, &counters, &options.meter)
+    });
+    progress.finish();
+    let fetched = fetched?;
+    for (desc, raw) in &plan.documents {
+        writer.put_bytes(&desc.media_type, raw)?;
+    }
     writer.sync()?;
-    Ok(report)
+    Ok(PullReport {
+        root: plan.root.clone(),
+        documents: plan.documents.len() as u64,
+        blobs: fetched.len() as u64,
+        blobs_skipped: plan.there,
+        bytes: fetched.iter().sum(),
+        retries: counters.retries.into_inner(),
+        resumed_bytes: counters.resumed.into_inner(),
+        resumed_blobs: counters.resumed_runs.into_inner(),
+    })
+}
+
+/// The descriptor of a document fetched as `raw`.
+fn described(media_type: &str, raw: &[u8]) -> Descriptor {
+    Descriptor::new(
+        media_type,
+        Digest::of_bytes(Algorithm::Sha256, raw),
+        raw.len() as u64,
+    )
+}
+
+fn parse(client: &Client, desc: &Descriptor, raw: &[u8]) -> Result<Document> {
+    Document::parse(raw, Some(&desc.media_type))
+        .map_err(|e| e.in_document(format!("{} {}", client.registry(), desc.digest)))
 }
 
 /// A manifest or index by tag or digest: its bytes (verified against

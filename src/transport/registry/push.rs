@@ -1,20 +1,23 @@
 //! Push: a root of the layout and everything it reaches to a registry.
-//! Blobs first, several at once, each skipped when the registry has it
-//! (HEAD) and otherwise uploaded in one PUT streamed from the store (its
+//! First the plan ([`plan_push`]): the documents, and a HEAD of each blob
+//! to learn which the registry lacks (all a `--dry-run` does). Then those
+//! blobs, several at once, each uploaded streamed from the store (its
 //! digest is known: no temp file, no second hash; the reader checks the
 //! bytes as they go); then the documents, children before the indexes
 //! that name them, the root last under its tag.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ureq::SendBody;
+use ureq::http::StatusCode;
 
 use super::client::{Call, Client, check_status};
 use super::reference::Reference;
-use super::upload::upload_blob;
+use super::upload::Uploader;
 use crate::error::Result;
 use crate::io::digest::Digest;
+use crate::io::meter::Meter;
 use crate::io::schedule::{Workers, until_error};
 use crate::model::{Descriptor, media_type as mt};
 use crate::store::layout::Layout;
@@ -37,25 +40,36 @@ pub struct PushReport {
     pub resent_bytes: u64,
     /// Blobs mounted from another repository of the registry.
     pub blobs_mounted: u64,
+    /// Bytes an earlier, interrupted push had sent, not sent again.
+    pub resumed_bytes: u64,
 }
 
 /// How [`push`] sends blobs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct PushOptions {
     /// Blobs in flight at once.
     pub jobs: usize,
     /// Blobs over this go up in PATCHes of this size.
     pub chunk: u64,
+    /// Counts the bytes sent (progress) and holds them to a rate.
+    pub meter: Arc<Meter>,
 }
 
 impl PushOptions {
-    /// `jobs` blobs at a time, PATCHes of `chunk` bytes.
+    /// `jobs` blobs at a time, PATCHes of `chunk` bytes, unmetered.
     pub fn new(jobs: usize, chunk: u64) -> PushOptions {
         PushOptions {
             jobs: jobs.max(1),
             chunk: chunk.max(1),
+            meter: Arc::default(),
         }
+    }
+
+    /// The same, with the bytes counted by `meter`.
+    pub fn with_meter(mut self, meter: Arc<Meter>) -> PushOptions {
+        self.meter = meter;
+        self
     }
 }
 
@@ -82,50 +96,128 @@ impl KnownBlobs {
     }
 }
 
-/// Pushes `root` of `layout`, and everything it reaches, to `reference`
-/// (its tag, else `latest`; a digest-only reference pushes by digest),
-/// with `options`; a blob `known` to be in another repository of the
-/// registry is mounted from there.
+/// What a push would move: the documents (children first, with their
+/// bytes) and the blobs, each with whether the registry has it.
+#[derive(Debug)]
+pub struct PushPlan {
+    root: Descriptor,
+    order: Vec<Descriptor>,
+    raws: HashMap<Digest, Vec<u8>>,
+    blobs: Vec<(Descriptor, bool)>,
+}
+
+impl PushPlan {
+    /// Documents to put.
+    pub fn documents(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Blobs the registry lacks, and their bytes.
+    pub fn to_send(&self) -> (u64, u64) {
+        self.blobs
+            .iter()
+            .filter(|(_, there)| !there)
+            .fold((0, 0), |(n, b), (d, _)| (n + 1, b + d.size))
+    }
+
+    /// Blobs the registry has already.
+    pub fn there(&self) -> u64 {
+        self.blobs.iter().filter(|(_, there)| *there).count() as u64
+    }
+}
+
+/// Reads what `root` of `layout` reaches and asks the registry (HEAD,
+/// `jobs` at a time) which blobs it has: what [`push`] would move. Sends
+/// nothing.
 ///
 /// # Errors
-/// A blob or document missing or damaged in the layout (nothing is put
-/// that refers to it); the registry unreachable or refusing.
-pub fn push(
+/// A document missing or damaged in the layout; the registry unreachable
+/// or refusing.
+pub fn plan_push(
     layout: &Layout,
     root: &Descriptor,
+    client: &Client,
+    jobs: usize,
+) -> Result<PushPlan> {
+    let (order, raws, blobs) = plan(layout, root)?;
+    let there = until_error(&blobs, Workers::Threads(jobs.max(1)), |b| {
+        let head = client.send(&mut Call::new(
+            "HEAD",
+            client.url(&format!("blobs/{}", b.digest)),
+        ))?;
+        Ok::<_, crate::Error>(head.status() == StatusCode::OK)
+    })?;
+    Ok(PushPlan {
+        root: root.clone(),
+        order,
+        raws,
+        blobs: blobs.into_iter().zip(there).collect(),
+    })
+}
+
+/// Pushes what `plan` names to `reference` (its tag, else `latest`; a
+/// digest-only reference pushes by digest), with `options`: the blobs the
+/// registry lacks (one that `known` puts in another repository of the
+/// registry is mounted from there), then the documents, the root last.
+///
+/// # Errors
+/// A blob missing or damaged in the layout (nothing is put that refers to
+/// it); the registry unreachable or refusing.
+pub fn push(
+    layout: &Layout,
+    plan: &PushPlan,
     client: &Client,
     reference: &Reference,
     options: &PushOptions,
     known: &KnownBlobs,
 ) -> Result<PushReport> {
-    let (order, raws, blobs) = plan(layout, root)?;
-    let mut report = PushReport::default();
+    let mut report = PushReport {
+        blobs_skipped: plan.there(),
+        ..PushReport::default()
+    };
     let repository = reference.repository.as_str();
-    let sent = until_error(&blobs, Workers::Threads(options.jobs), |b| {
+    let missing: Vec<&Descriptor> = plan
+        .blobs
+        .iter()
+        .filter(|(_, there)| !there)
+        .map(|(d, _)| d)
+        .collect();
+    let progress = options.meter.progress();
+    progress.begin(&format!("push {repository}"), plan.to_send().1);
+    let uploader = Uploader {
+        layout,
+        client,
+        chunk: options.chunk,
+        meter: &options.meter,
+    };
+    let sent = until_error(&missing, Workers::Threads(options.jobs), |b| {
         let from = known.repository_of(&b.digest).filter(|r| r != repository);
-        let sent = upload_blob(layout, client, b, options.chunk, from.as_deref())?;
+        let sent = uploader.upload_blob(b, from.as_deref())?;
         known.add(&b.digest, repository);
         Ok::<_, crate::Error>(sent)
-    })?;
-    for (desc, sent) in blobs.iter().zip(sent) {
-        if sent.uploaded {
-            report.blobs += 1;
-            report.bytes += desc.size;
-        } else if sent.mounted {
+    });
+    progress.finish();
+    for (desc, sent) in missing.iter().zip(sent?) {
+        if sent.mounted {
             report.blobs_mounted += 1;
         } else {
-            report.blobs_skipped += 1;
+            report.blobs += 1;
+            report.bytes += desc.size;
         }
         report.retries += sent.retries;
         report.resent_bytes += sent.resent;
+        report.resumed_bytes += sent.resumed;
     }
-    for desc in &order {
-        let target = if desc.digest == root.digest {
+    for (desc, _) in &plan.blobs {
+        known.add(&desc.digest, repository);
+    }
+    for desc in &plan.order {
+        let target = if desc.digest == plan.root.digest {
             reference.tag.clone().unwrap_or_else(|| reference.target())
         } else {
             desc.digest.to_string()
         };
-        put_manifest(client, desc, &raws[&desc.digest], &target)?;
+        put_manifest(client, desc, &plan.raws[&desc.digest], &target)?;
         report.documents += 1;
     }
     Ok(report)

@@ -1,20 +1,25 @@
-//! One blob to a registry: skipped when it is there (HEAD); else one
-//! streamed PUT when it fits in a chunk, or PATCHes of `chunk` bytes in
-//! order (what a proxy with a body limit lets through; distribution 2.8
-//! needs them in order) and a closing PUT. A chunk that fails on a dropped
-//! connection or 408/429/5xx is retried with backoff from where the
-//! registry says the upload stands (`GET` of the upload URL, its `Range`
-//! header), so only that chunk is sent again; a registry that lost the
-//! upload has the blob started again.
+//! One blob to a registry (the push has asked with HEAD that it is
+//! missing): one streamed PUT when it fits in a chunk, or PATCHes of
+//! `chunk` bytes in order (what a proxy with a body limit lets through;
+//! distribution 2.8 needs them in order) and a closing PUT. A chunk that
+//! fails on a dropped connection or 408/429/5xx is retried with backoff
+//! from where the registry says the upload stands (`GET` of the upload
+//! URL, its `Range` header), so only that chunk is sent again; a registry
+//! that lost the upload has the blob started again. Where a chunked
+//! upload stands is saved after each chunk ([`UploadState`]), so a push
+//! killed midway goes on from there on its next run.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
 
 use ureq::SendBody;
 use ureq::http::StatusCode;
 
 use super::client::{Call, Client, check_status, header};
 use super::fetch::backoff;
+use super::upload_state::UploadState;
 use crate::error::{Error, ErrorKind, Result};
+use crate::io::meter::Meter;
 use crate::model::Descriptor;
 use crate::store::layout::Layout;
 
@@ -24,136 +29,206 @@ const RETRIES: u32 = 6;
 /// What one blob's upload came to.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Sent {
-    /// Whether it was uploaded (false: the registry had it).
-    pub uploaded: bool,
     /// Attempts made again.
     pub retries: u64,
     /// Bytes sent again by those attempts.
     pub resent: u64,
     /// Whether it was mounted from another repository (not sent).
     pub mounted: bool,
+    /// Bytes an earlier run had sent, not sent again.
+    pub resumed: u64,
 }
 
-/// Uploads `desc` unless the registry has it, in chunks of `chunk` bytes;
-/// first asks the registry to mount it from repository `from` of the same
-/// registry, when given (one that has it).
-pub(crate) fn upload_blob(
-    layout: &Layout,
-    client: &Client,
-    desc: &Descriptor,
-    chunk: u64,
-    from: Option<&str>,
-) -> Result<Sent> {
-    let blob = format!("blob {}", desc.digest);
-    let head = client.send(&mut Call::new(
-        "HEAD",
-        client.url(&format!("blobs/{}", desc.digest)),
-    ))?;
-    if head.status() == StatusCode::OK {
-        return Ok(Sent::default());
-    }
-    // Open it first: a missing blob fails before the registry is asked.
-    drop(layout.open_blob(desc)?);
-    let mut sent = Sent {
-        uploaded: true,
-        ..Sent::default()
-    };
-    let location = match from {
-        Some(repo) => match mount(client, desc, repo, &blob)? {
-            Some(upload) => upload,
-            None => {
-                return Ok(Sent {
-                    mounted: true,
-                    ..Sent::default()
-                });
-            }
-        },
-        None => start(client, &blob)?,
-    };
-    if desc.size <= chunk {
-        upload_whole(layout, client, desc, location, &mut sent)?;
-    } else {
-        upload_chunked(layout, client, desc, chunk, location, &mut sent)?;
-    }
-    Ok(sent)
+/// Where blobs go up from, and how.
+pub(crate) struct Uploader<'a> {
+    pub layout: &'a Layout,
+    pub client: &'a Client,
+    /// Blobs over this go up in PATCHes of this size.
+    pub chunk: u64,
+    pub meter: &'a Arc<Meter>,
 }
 
-/// One PUT of the whole blob; a failure starts a new upload and sends it
-/// all again.
-fn upload_whole(
-    layout: &Layout,
-    client: &Client,
-    desc: &Descriptor,
-    mut location: String,
-    sent: &mut Sent,
-) -> Result<()> {
-    let blob = format!("blob {}", desc.digest);
-    let mut attempt = 0;
-    loop {
-        match put_whole(layout, client, desc, &location) {
-            Ok(()) => return Ok(()),
-            Err(e) if retryable(&e) && attempt < RETRIES => {
-                attempt += 1;
-                sent.retries += 1;
-                sent.resent += desc.size;
-                std::thread::sleep(backoff(attempt, None));
-                location = start(client, &blob)?;
+impl Uploader<'_> {
+    /// Uploads `desc` (missing from the registry), in chunks when over
+    /// the chunk size: an upload an earlier run left is gone on with;
+    /// else, with `from` (another repository of the registry that has
+    /// it), the registry is first asked to mount it from there.
+    pub(crate) fn upload_blob(&self, desc: &Descriptor, from: Option<&str>) -> Result<Sent> {
+        let blob = format!("blob {}", desc.digest);
+        // Open it first: a missing blob fails before the registry is asked.
+        drop(self.layout.open_blob(desc)?);
+        let mut sent = Sent::default();
+        let state = UploadState::new(
+            self.layout,
+            self.client.registry(),
+            self.client.repository(),
+            &desc.digest,
+        );
+        if desc.size > self.chunk
+            && let Some(saved) = state.load()
+        {
+            match status(self.client, &saved.location) {
+                Ok((at, next)) if at <= desc.size => {
+                    sent.resumed = at;
+                    self.upload_chunked(desc, next, at, &state, &mut sent)?;
+                    return Ok(sent);
+                }
+                _ => state.clear(),
             }
-            Err(e) => return Err(e),
+        }
+        let location = match from {
+            Some(repo) => match mount(self.client, desc, repo, &blob)? {
+                Some(upload) => upload,
+                None => {
+                    sent.mounted = true;
+                    return Ok(sent);
+                }
+            },
+            None => start(self.client, &blob)?,
+        };
+        if desc.size <= self.chunk {
+            self.upload_whole(desc, location, &mut sent)?;
+        } else {
+            self.upload_chunked(desc, location, 0, &state, &mut sent)?;
+        }
+        Ok(sent)
+    }
+    /// One PUT of the whole blob; a failure starts a new upload and sends
+    /// it all again.
+    fn upload_whole(&self, desc: &Descriptor, mut location: String, sent: &mut Sent) -> Result<()> {
+        let blob = format!("blob {}", desc.digest);
+        let mut attempt = 0;
+        loop {
+            match self.put_whole(desc, &location) {
+                Ok(()) => return Ok(()),
+                Err(e) if retryable(&e) && attempt < RETRIES => {
+                    attempt += 1;
+                    sent.retries += 1;
+                    sent.resent += desc.size;
+                    std::thread::sleep(backoff(attempt, None));
+                    location = start(self.client, &blob)?;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
-}
 
-/// PATCHes of `chunk` bytes in order, then the closing PUT.
-fn upload_chunked(
-    layout: &Layout,
-    client: &Client,
-    desc: &Descriptor,
-    chunk: u64,
-    mut location: String,
-    sent: &mut Sent,
-) -> Result<()> {
-    let blob = format!("blob {}", desc.digest);
-    let mut offset = 0;
-    let mut attempt = 0;
-    while offset < desc.size {
-        let len = chunk.min(desc.size - offset);
-        match patch(layout, client, desc, &location, offset, len) {
-            Ok(next) => {
-                location = next;
-                offset += len;
-                attempt = 0;
+    /// PATCHes of `chunk` bytes in order from `offset` (what the registry
+    /// has), saving where the upload stands after each; then the closing
+    /// PUT.
+    fn upload_chunked(
+        &self,
+        desc: &Descriptor,
+        mut location: String,
+        mut offset: u64,
+        state: &UploadState,
+        sent: &mut Sent,
+    ) -> Result<()> {
+        let blob = format!("blob {}", desc.digest);
+        let mut attempt = 0;
+        while offset < desc.size {
+            let len = self.chunk.min(desc.size - offset);
+            match self.patch(desc, &location, offset, len) {
+                Ok(next) => {
+                    location = next;
+                    offset += len;
+                    attempt = 0;
+                    state.save(&location, offset)?;
+                }
+                Err(e) if retryable(&e) && attempt < RETRIES => {
+                    attempt += 1;
+                    sent.retries += 1;
+                    std::thread::sleep(backoff(attempt, None));
+                    match self.resume_point(&location, offset + len, &blob) {
+                        Ok((at, next)) => {
+                            sent.resent += (offset + len).saturating_sub(at);
+                            offset = at;
+                            location = next;
+                        }
+                        // Not even the status: the same chunk, next attempt.
+                        Err(e) if retryable(&e) => sent.resent += len,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) if retryable(&e) && attempt < RETRIES => {
-                attempt += 1;
-                sent.retries += 1;
-                std::thread::sleep(backoff(attempt, None));
-                // Where the registry says the upload stands; where it lost
-                // the upload (distribution 2.8 does when a PATCH is cut: the
-                // offset in its signed state no longer matches), the blob
-                // starts again.
-                let (at, next) = match status(client, &location) {
-                    Ok((at, next)) if at <= offset + len => (at, next),
-                    _ => (0, start(client, &blob)?),
-                };
-                sent.resent += (offset + len).saturating_sub(at);
-                offset = at;
-                location = next;
-            }
-            Err(e) => return Err(e),
+        }
+        let url = with_digest(self.client, &location, desc);
+        let mut empty = || -> Result<(SendBody<'static>, u64)> {
+            Ok((SendBody::from_owned_reader(std::io::empty()), 0))
+        };
+        let put = self.client.send(&mut Call {
+            method: "PUT",
+            url,
+            headers: vec![],
+            body: Some(&mut empty),
+        })?;
+        check_status(self.client, &put, &format!("closing the upload of {blob}"))?;
+        state.clear();
+        Ok(())
+    }
+
+    /// Where the registry says the upload at `location` stands (at most
+    /// `limit`, what was sent), and its URL; where it lost the upload
+    /// (distribution 2.8 does when a PATCH is cut: the offset in its
+    /// signed state no longer matches), a new upload from 0.
+    fn resume_point(&self, location: &str, limit: u64, blob: &str) -> Result<(u64, String)> {
+        match status(self.client, location) {
+            Ok((at, next)) if at <= limit => Ok((at, next)),
+            Err(e) if retryable(&e) => Err(e),
+            _ => Ok((0, start(self.client, blob)?)),
         }
     }
-    let url = with_digest(client, &location, desc);
-    let mut empty = || -> Result<(SendBody<'static>, u64)> {
-        Ok((SendBody::from_owned_reader(std::io::empty()), 0))
-    };
-    let put = client.send(&mut Call {
-        method: "PUT",
-        url,
-        headers: vec![],
-        body: Some(&mut empty),
-    })?;
-    check_status(client, &put, &format!("closing the upload of {blob}"))
+
+    /// The whole blob in one PUT, streamed from the store and checked as
+    /// read.
+    fn put_whole(&self, desc: &Descriptor, location: &str) -> Result<()> {
+        let mut make = || -> Result<(SendBody<'static>, u64)> {
+            let reader = self.meter.reader(self.layout.open_blob(desc)?);
+            Ok((SendBody::from_owned_reader(reader), desc.size))
+        };
+        let put = self.client.send(&mut Call {
+            method: "PUT",
+            url: with_digest(self.client, location, desc),
+            headers: vec![("content-type", "application/octet-stream".into())],
+            body: Some(&mut make),
+        })?;
+        check_status(
+            self.client,
+            &put,
+            &format!("uploading blob {}", desc.digest),
+        )
+    }
+
+    /// Bytes `offset..offset+len` in one PATCH; the upload's next URL.
+    fn patch(&self, desc: &Descriptor, url: &str, offset: u64, len: u64) -> Result<String> {
+        let client = self.client;
+        let mut make = || -> Result<(SendBody<'static>, u64)> {
+            let mut file = self.layout.open_blob_file(desc)?;
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|e| Error::io("seek", self.layout.blob_path(&desc.digest), e))?;
+            let reader = self.meter.reader(file.take(len));
+            Ok((SendBody::from_owned_reader(reader), len))
+        };
+        let resp = client.send(&mut Call {
+            method: "PATCH",
+            url: client.absolute(url),
+            headers: vec![
+                ("content-type", "application/octet-stream".into()),
+                ("content-range", format!("{offset}-{}", offset + len - 1)),
+            ],
+            body: Some(&mut make),
+        })?;
+        let what = format!("chunk at {offset} of blob {}", desc.digest);
+        if resp.status() == StatusCode::REQUEST_TIMEOUT
+            || resp.status() == StatusCode::TOO_MANY_REQUESTS
+            || resp.status().is_server_error()
+        {
+            return Err(client.error(ErrorKind::Network, format!("{what}: {}", resp.status())));
+        }
+        check_status(client, &resp, &what)?;
+        location(client, &resp, &format!("blob {}", desc.digest))
+    }
 }
 
 /// `POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<repo>`: `None`
@@ -197,84 +272,21 @@ fn with_digest(client: &Client, location: &str, desc: &Descriptor) -> String {
     url
 }
 
-/// The whole blob in one PUT, streamed from the store and checked as read.
-fn put_whole(layout: &Layout, client: &Client, desc: &Descriptor, location: &str) -> Result<()> {
-    let mut make = || -> Result<(SendBody<'static>, u64)> {
-        Ok((
-            SendBody::from_owned_reader(layout.open_blob(desc)?),
-            desc.size,
-        ))
-    };
-    let put = client.send(&mut Call {
-        method: "PUT",
-        url: with_digest(client, location, desc),
-        headers: vec![("content-type", "application/octet-stream".into())],
-        body: Some(&mut make),
-    })?;
-    check_status(client, &put, &format!("uploading blob {}", desc.digest))
-}
-
-/// Bytes `offset..offset+len` in one PATCH; the upload's next URL.
-fn patch(
-    layout: &Layout,
-    client: &Client,
-    desc: &Descriptor,
-    location: &str,
-    offset: u64,
-    len: u64,
-) -> Result<String> {
-    let mut make = || -> Result<(SendBody<'static>, u64)> {
-        let mut file = layout.open_blob_file(desc)?;
-        file.seek(SeekFrom::Start(offset))
-            .map_err(|e| Error::io("seek", layout.blob_path(&desc.digest), e))?;
-        Ok((SendBody::from_owned_reader(file.take(len)), len))
-    };
-    let resp = client.send(&mut Call {
-        method: "PATCH",
-        url: client.absolute(location),
-        headers: vec![
-            ("content-type", "application/octet-stream".into()),
-            ("content-range", format!("{offset}-{}", offset + len - 1)),
-        ],
-        body: Some(&mut make),
-    })?;
-    if resp.status() == StatusCode::REQUEST_TIMEOUT
-        || resp.status() == StatusCode::TOO_MANY_REQUESTS
-        || resp.status().is_server_error()
-    {
-        return Err(client.error(
-            ErrorKind::Network,
-            format!(
-                "chunk at {offset} of blob {}: {}",
-                desc.digest,
-                resp.status()
-            ),
-        ));
-    }
-    check_status(
-        client,
-        &resp,
-        &format!("chunk at {offset} of blob {}", desc.digest),
-    )?;
-    location_of(client, &resp, desc)
-}
-
-fn location_of(
-    client: &Client,
-    resp: &ureq::http::Response<ureq::Body>,
-    desc: &Descriptor,
-) -> Result<String> {
-    location(client, resp, &format!("blob {}", desc.digest))
-}
-
 /// Where the upload stands: the next offset, and its URL.
 fn status(client: &Client, location: &str) -> Result<(u64, String)> {
     let resp = client.send(&mut Call::new("GET", client.absolute(location)))?;
-    if resp.status() != StatusCode::NO_CONTENT && !resp.status().is_success() {
-        return Err(client.error(
-            ErrorKind::Network,
-            format!("the upload's status: {}", resp.status()),
-        ));
+    let code = resp.status();
+    if !code.is_success() {
+        // 408, 429, 5xx: ask again later; anything else: the upload is gone.
+        let kind = if code == StatusCode::REQUEST_TIMEOUT
+            || code == StatusCode::TOO_MANY_REQUESTS
+            || code.is_server_error()
+        {
+            ErrorKind::Network
+        } else {
+            ErrorKind::NotFound
+        };
+        return Err(client.error(kind, format!("the upload's status: {code}")));
     }
     let range = header(&resp, "range").unwrap_or_default();
     let next = match range.trim().split_once('-') {

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use epoch_store::transport::registry::{self, Client, Reference};
+use epoch_store::transport::registry::{self, Client, PullOptions, PullPlan, Reference};
 
 use crate::output::{duration, rate, size};
 use crate::remote::{RemoteArgs, parse_reference};
@@ -52,26 +52,30 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         .map(|r| epoch_store::RefName::new(r.as_str()))
         .transpose()?;
     let layout = ctx.open_or_create("pull")?;
+    let client = Client::new(&a.source, &a.remote.options(&a.source.host)?)?;
+    let started = Instant::now();
+    let plan = registry::plan_pull(&layout, &client, &a.source, &a.platform)?;
     if !a.force
         && let Some(r) = &ref_name
         && let Some(old) = layout.read_index()?.find(r.as_str())?
+        && old.digest != plan.root().digest
     {
         anyhow::bail!(
-            "{} names {} already; pass --force to move it, or --ref to pick another name",
+            "{} names {} already (the registry has {}); pass --force to move it, or --ref to pick another name",
             r.as_str(),
-            old.digest
+            old.digest,
+            plan.root().digest
         );
     }
-    let client = Client::new(&a.source, &a.remote.options(&a.source.host)?)?;
-    let started = Instant::now();
+    if a.remote.dry_run {
+        return dry_run(ctx, &a, ref_name.as_ref(), &plan);
+    }
     let writer = ctx.writer(&layout)?;
-    let report = registry::pull(
-        &writer,
-        &client,
-        &a.source,
+    let options = PullOptions::new(
         a.remote.jobs as usize,
-        &a.platform,
-    )?;
+        a.remote.meter(ctx.quiet || ctx.json),
+    );
+    let report = registry::pull(&writer, &client, &plan, &options)?;
     writer.update_index(|index| {
         match &ref_name {
             Some(r) => {
@@ -112,6 +116,42 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         if report.documents == 1 { "" } else { "s" },
         duration(elapsed),
         rate(report.bytes, elapsed)
+    ))?;
+    Ok(EXIT_OK)
+}
+
+/// `--dry-run`: what the pull would fetch.
+fn dry_run(
+    ctx: &Ctx,
+    a: &Args,
+    ref_name: Option<&epoch_store::RefName>,
+    plan: &PullPlan,
+) -> anyhow::Result<u8> {
+    let (blobs, bytes) = plan.to_fetch();
+    if ctx.json {
+        crate::output::json(&serde_json::json!({
+            "dryRun": true,
+            "from": a.source.to_string(),
+            "ref": ref_name.map(|r| r.as_str()),
+            "digest": plan.root().digest,
+            "documents": plan.documents(),
+            "blobs": blobs,
+            "blobsSkipped": plan.there(),
+            "bytes": bytes,
+        }))?;
+        return Ok(EXIT_OK);
+    }
+    ctx.answer(format_args!(
+        "Would pull {} as {} ({}): {} blob{} to fetch ({}), {} already here, {} document{}",
+        a.source,
+        ref_name.map_or("(untagged)", |r| r.as_str()),
+        plan.root().digest,
+        blobs,
+        if blobs == 1 { "" } else { "s" },
+        size(bytes),
+        plan.there(),
+        plan.documents(),
+        if plan.documents() == 1 { "" } else { "s" },
     ))?;
     Ok(EXIT_OK)
 }

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use epoch_store::Descriptor;
 use epoch_store::transport::registry::{
-    self, Client, KnownBlobs, PushOptions, PushReport, Reference,
+    self, Client, KnownBlobs, PushOptions, PushPlan, PushReport, Reference,
 };
 
 use crate::output::{duration, rate, size};
@@ -55,29 +55,37 @@ fn parse_chunk(s: &str) -> Result<u64, String> {
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let layout = ctx.open()?;
     let jobs = plan(&layout, &a)?;
-    let options = PushOptions::new(a.remote.jobs as usize, a.chunk_size);
+    let options = PushOptions::new(a.remote.jobs as usize, a.chunk_size)
+        .with_meter(a.remote.meter(ctx.quiet || ctx.json));
     let client_options = a.remote.options(&jobs[0].2.host)?;
     let known = KnownBlobs::default();
     let started = Instant::now();
     let mut rows = Vec::new();
     for (source, root, dest) in &jobs {
         let client = Client::new(dest, &client_options)?;
-        let report = registry::push(&layout, root, &client, dest, &options, &known)?;
-        if !ctx.json {
-            say(ctx, source, dest, root, &report, started.elapsed())?;
-        }
-        rows.push(serde_json::json!({
-            "ref": source,
-            "to": dest.to_string(),
-            "digest": root.digest,
-            "documents": report.documents,
-            "blobs": report.blobs,
-            "blobsSkipped": report.blobs_skipped,
-            "blobsMounted": report.blobs_mounted,
-            "bytes": report.bytes,
-            "retries": report.retries,
-            "resentBytes": report.resent_bytes,
-        }));
+        let plan = registry::plan_push(&layout, root, &client, options.jobs)?;
+        let row = if a.remote.dry_run {
+            would_push(ctx, source, dest, root, &plan)?
+        } else {
+            let report = registry::push(&layout, &plan, &client, dest, &options, &known)?;
+            if !ctx.json {
+                say(ctx, source, dest, root, &report, started.elapsed())?;
+            }
+            serde_json::json!({
+                "ref": source,
+                "to": dest.to_string(),
+                "digest": root.digest,
+                "documents": report.documents,
+                "blobs": report.blobs,
+                "blobsSkipped": report.blobs_skipped,
+                "blobsMounted": report.blobs_mounted,
+                "bytes": report.bytes,
+                "retries": report.retries,
+                "resentBytes": report.resent_bytes,
+                "resumedBytes": report.resumed_bytes,
+            })
+        };
+        rows.push(row);
     }
     if ctx.json {
         let seconds = started.elapsed().as_secs_f64();
@@ -87,9 +95,43 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
             rows.pop().expect("one push")
         };
         v["seconds"] = serde_json::json!(seconds);
+        if a.remote.dry_run {
+            v["dryRun"] = serde_json::json!(true);
+        }
         crate::output::json(&v)?;
     }
     Ok(EXIT_OK)
+}
+
+/// `--dry-run`: says what the push of `source` would send; its JSON row.
+fn would_push(
+    ctx: &Ctx,
+    source: &str,
+    dest: &Reference,
+    root: &Descriptor,
+    plan: &PushPlan,
+) -> anyhow::Result<serde_json::Value> {
+    let (blobs, bytes) = plan.to_send();
+    if !ctx.json {
+        ctx.answer(format_args!(
+            "Would push {source} to {dest} ({}): {blobs} blob{} to send ({}), {} already there, {} document{}",
+            root.digest,
+            if blobs == 1 { "" } else { "s" },
+            size(bytes),
+            plan.there(),
+            plan.documents(),
+            if plan.documents() == 1 { "" } else { "s" },
+        ))?;
+    }
+    Ok(serde_json::json!({
+        "ref": source,
+        "to": dest.to_string(),
+        "digest": root.digest,
+        "documents": plan.documents(),
+        "blobs": blobs,
+        "blobsSkipped": plan.there(),
+        "bytes": bytes,
+    }))
 }
 
 /// What goes where: (ref, root, destination), all checked before anything
@@ -146,11 +188,17 @@ fn say(
     report: &PushReport,
     elapsed: std::time::Duration,
 ) -> anyhow::Result<()> {
-    let mounted = if report.blobs_mounted > 0 {
+    let mut mounted = if report.blobs_mounted > 0 {
         format!(", {} mounted", report.blobs_mounted)
     } else {
         String::new()
     };
+    if report.resumed_bytes > 0 {
+        mounted.push_str(&format!(
+            ", {} an earlier push had sent",
+            size(report.resumed_bytes)
+        ));
+    }
     ctx.say(format_args!(
         "Pushed {} to {} ({}): {} blob{} sent ({}), {} already there{}, {} document{} in {} ({})",
         source,

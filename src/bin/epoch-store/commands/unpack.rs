@@ -66,7 +66,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<u8> {
         Kind::Eci => epoch_store::formats::eci::unpack(&layout, &desc, &args.dir, args.force, &bar)
             .map(|files| files.into_iter().map(|f| f.path).collect()),
         other => anyhow::bail!(
-            "{} is a {other}; unpack restores snapshots (into their files), OS images \
+            "{} is of kind {other}; unpack restores snapshots (into their files), OS images \
              (cloud-image, into one disk file) and edge-container images (eci, a file per role); \
              use `epoch-store cat` for single blobs",
             args.target

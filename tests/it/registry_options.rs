@@ -1,0 +1,92 @@
+//! `push` and `pull` options against Debian's `docker-registry`
+//! (distribution 2.8) on 127.0.0.1: `--dry-run` says what would move and
+//! moves nothing; `--limit-rate` holds the transfer to its rate.
+
+use crate::registry::Registry;
+use crate::util::{Store, bytes, have_tool};
+
+#[test]
+fn dry_runs_say_what_would_move_and_move_nothing() {
+    if !have_tool("docker-registry") {
+        return;
+    }
+    let s = Store::new();
+    s.add(
+        "disks:1",
+        &[
+            ("a.img", &bytes(300 << 10, 1)),
+            ("b.img", &bytes(200 << 10, 2)),
+        ],
+    );
+    let reg = Registry::start(&s);
+    let dest = format!("{}/vms/disks:1", reg.host);
+    let plan = s.json(&["push", "disks:1", &dest, "--plain-http", "--dry-run"]);
+    assert_eq!(plan["dryRun"], true, "{plan}");
+    // Two disks and the config, none there yet.
+    assert_eq!(plan["blobs"], 3, "{plan}");
+    assert_eq!(plan["blobsSkipped"], 0, "{plan}");
+    let first_bytes = plan["bytes"].as_u64().unwrap();
+    assert!(first_bytes >= 500 << 10, "{plan}");
+    let human = s.ok(&["push", "disks:1", &dest, "--plain-http", "--dry-run"]);
+    assert!(
+        human.starts_with("Would push disks:1") && human.contains("3 blobs to send"),
+        "{human}"
+    );
+    let nothing = Store::empty();
+    let err = nothing.fails(2, &["pull", &dest, "--plain-http", "--dry-run"]);
+    assert!(err.contains("404"), "the dry run pushed nothing: {err}");
+
+    s.ok(&["push", "disks:1", &dest, "--plain-http"]);
+    let again = s.json(&["push", "disks:1", &dest, "--plain-http", "--dry-run"]);
+    assert_eq!(
+        (&again["blobs"], &again["blobsSkipped"]),
+        (&0.into(), &3.into())
+    );
+
+    let back = Store::empty();
+    let plan = back.json(&["pull", &dest, "--plain-http", "--dry-run"]);
+    assert_eq!(plan["blobs"], 3, "{plan}");
+    assert_eq!(plan["bytes"], first_bytes, "{plan}");
+    assert_eq!(plan["digest"], s.json(&["inspect", "disks:1"])["digest"]);
+    let blobs = std::fs::read_dir(back.layout.join("blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(blobs, 0, "the dry run stored nothing");
+    assert!(
+        back.index()["manifests"]
+            .as_array()
+            .is_none_or(|m| m.is_empty()),
+        "the dry run tagged nothing"
+    );
+}
+
+#[test]
+fn limit_rate_holds_push_and_pull_to_the_rate() {
+    if !have_tool("docker-registry") {
+        return;
+    }
+    let s = Store::new();
+    s.add("disk:1", &[("disk.img", &bytes(3 << 20, 3))]);
+    let reg = Registry::start(&s);
+    let dest = format!("{}/vms/disk:1", reg.host);
+    // 3 MiB at 2 MiB/s: at least 1.5 s less one 100 ms burst.
+    let out = s.json(&[
+        "push",
+        "disk:1",
+        &dest,
+        "--plain-http",
+        "--limit-rate",
+        "2MiB/s",
+        "--chunk-size",
+        "1MiB",
+    ]);
+    let secs = out["seconds"].as_f64().unwrap();
+    assert!(secs >= 1.35, "pushed 3 MiB in {secs} s at 2 MiB/s");
+    let back = Store::empty();
+    let out = back.json(&["pull", &dest, "--plain-http", "--limit-rate", "2MiB"]);
+    let secs = out["seconds"].as_f64().unwrap();
+    assert!(secs >= 1.35, "pulled 3 MiB in {secs} s at 2 MiB/s");
+    back.ok(&["verify"]);
+    let err = s.fails(2, &["push", "disk:1", &dest, "--limit-rate", "0"]);
+    assert!(err.contains("more than 0"), "{err}");
+}
