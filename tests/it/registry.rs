@@ -815,7 +815,9 @@ fn tls_with_a_test_ca_and_client_certificates() {
     // The system's roots do not know the test CA.
     let err = s.fails(2, &["push", "files:1", &dest, "--cert", cc, "--key", ck]);
     assert!(
-        err.contains(&reg.host) && err.to_lowercase().contains("certificate"),
+        err.contains(&reg.host)
+            && err.to_lowercase().contains("certificate")
+            && err.contains("--ca-cert FILE"),
         "{err}"
     );
     // The registry wants a client certificate.
@@ -832,6 +834,31 @@ fn tls_with_a_test_ca_and_client_certificates() {
         "--key",
         ck,
     ]);
+    // --ca-cert adds to the system's roots, as docker's certs.d does: with
+    // the test CA as the system's bundle, another CA given leaves it
+    // trusted.
+    let other = s.path("pki/other.crt");
+    sh(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=other-ca", "-keyout"])
+        .arg(s.path("pki/other.key"))
+        .arg("-out")
+        .arg(&other));
+    for extra in [&[][..], &["--ca-cert", other.to_str().unwrap()][..]] {
+        let out = s
+            .cmd(&["push", "files:1", &dest, "--cert", cc, "--key", ck])
+            .args(extra)
+            .env("SSL_CERT_FILE", ca)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let back = Store::empty();
     let out = back.run(&["pull", &dest, "--insecure", "--cert", cc, "--key", ck]);
     assert!(
@@ -867,13 +894,18 @@ fn tls_with_a_test_ca_and_client_certificates() {
 struct TokenServer {
     realm: String,
     requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// When each token was asked for.
+    asked: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
 }
 
 impl TokenServer {
+    /// Tokens for `user` that expire `exp_in` seconds after they are made
+    /// (distribution allows 60 s of leeway past `exp`).
     fn start(
         dir: &std::path::Path,
         user: &'static str,
         password: &'static str,
+        exp_in: i64,
     ) -> (TokenServer, std::path::PathBuf) {
         use base64::Engine as _;
         use std::io::{BufRead, Write};
@@ -903,6 +935,8 @@ impl TokenServer {
         let realm = format!("http://{}/token", listener.local_addr().unwrap());
         let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = requests.clone();
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let when = asked.clone();
         let want = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
@@ -912,6 +946,7 @@ impl TokenServer {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                when.lock().unwrap().push(Instant::now());
                 let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
                 let mut line = String::new();
                 reader.read_line(&mut line).unwrap();
@@ -960,7 +995,7 @@ impl TokenServer {
                     .as_secs();
                 let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [der.trim()]});
                 let claims = serde_json::json!({"iss": "epoch-test-issuer", "sub": user, "aud": "epoch-test-registry",
-                    "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", access.len()), "access": access});
+                    "exp": now as i64 + exp_in, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", access.len()), "access": access});
                 let signing = format!(
                     "{}.{}",
                     b64(header.to_string().as_bytes()),
@@ -983,7 +1018,14 @@ impl TokenServer {
                 );
             }
         });
-        (TokenServer { realm, requests }, cert)
+        (
+            TokenServer {
+                realm,
+                requests,
+                asked,
+            },
+            cert,
+        )
     }
 }
 
@@ -1000,7 +1042,7 @@ fn the_bearer_token_flow_gets_tokens_for_pull_and_push_scopes() {
         return;
     }
     let (s, _) = fixture();
-    let (tokens, cert) = TokenServer::start(&s.path("token"), "dave", "pw-of-dave");
+    let (tokens, cert) = TokenServer::start(&s.path("token"), "dave", "pw-of-dave", 300);
     let auth = format!(
         "auth:\n  token:\n    realm: {}\n    service: epoch-test-registry\n    issuer: epoch-test-issuer\n    rootcertbundle: {}\n",
         tokens.realm,
@@ -1035,6 +1077,80 @@ fn the_bearer_token_flow_gets_tokens_for_pull_and_push_scopes() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"dave\"") && !err.contains("wrong"), "{err}");
+}
+
+#[test]
+fn tokens_that_expire_in_the_middle_of_a_transfer_are_fetched_again() {
+    if !have_tool("docker-registry") || !have_tool("openssl") {
+        return;
+    }
+    let s = Store::new();
+    let disk = |seed| crate::util::bytes(1 << 20, seed);
+    s.add(
+        "disk:1",
+        &[
+            ("a.img", &disk(9)),
+            ("b.img", &disk(10)),
+            ("c.img", &disk(11)),
+        ],
+    );
+    // Past distribution's 60 s of leeway 1 to 2 s after they are made.
+    let (tokens, cert) = TokenServer::start(&s.path("token"), "erin", "pw-of-erin", -58);
+    let auth = format!(
+        "auth:\n  token:\n    realm: {}\n    service: epoch-test-registry\n    issuer: epoch-test-issuer\n    rootcertbundle: {}\n",
+        tokens.realm,
+        cert.display()
+    );
+    let reg = Registry::start_with(&s, &auth);
+    let dest = format!("{}/vms/disk:1", reg.host);
+    let login = ["--plain-http", "--username", "erin", "--password-stdin"];
+    // 3 MiB in 256 KiB PATCHes at 1 MiB/s (and pulled one blob at a time):
+    // three seconds, three tokens' lives.
+    let mut cmd = s.cmd(&["--json", "push", "disk:1", &dest, "--limit-rate", "1MiB"]);
+    cmd.args(login).args(["--chunk-size", "256KiB"]);
+    let out = with_stdin(&mut cmd, "pw-of-erin");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Tokens were asked for again a second or more into the push.
+    let late = |t: &TokenServer| {
+        let asked = t.asked.lock().unwrap();
+        let first = asked[0];
+        let late = asked
+            .iter()
+            .filter(|a| a.duration_since(first) > Duration::from_secs(1))
+            .count();
+        late
+    };
+    assert!(
+        late(&tokens) >= 1,
+        "no token was fetched again during the push"
+    );
+    let back = Store::empty();
+    let mut cmd = back.cmd(&[
+        "--json",
+        "pull",
+        &dest,
+        "--limit-rate",
+        "1MiB",
+        "--jobs",
+        "1",
+    ]);
+    cmd.args(login);
+    tokens.asked.lock().unwrap().clear();
+    let out = with_stdin(&mut cmd, "pw-of-erin");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        late(&tokens) >= 1,
+        "no token was fetched again during the pull"
+    );
+    back.ok(&["verify"]);
 }
 
 /// A TCP proxy to `upstream` that passes `budget` bytes back on each

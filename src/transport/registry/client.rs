@@ -317,9 +317,15 @@ impl Client {
     }
 
     fn unreachable(&self, method: &str, e: &ureq::Error) -> Error {
+        let text = e.to_string();
+        let hint = if text.to_lowercase().contains("certificate") {
+            "give the CA that signed the registry's certificate with --ca-cert FILE (or --insecure for a test registry)"
+        } else {
+            "is the registry up and the address right?"
+        };
         self.error(
             ErrorKind::Network,
-            format!("{method} failed: {e}; is the registry up and the address right?"),
+            format!("{method} failed: {text}; {hint}"),
         )
     }
 

@@ -1,6 +1,8 @@
 //! TLS for the registry bridge: rustls with the system's roots (the
-//! platform verifier), or only the CAs given (`--ca-cert`), a client
-//! certificate (`--cert`, `--key`), or no verification at all
+//! platform verifier); with `--ca-cert`, the system's roots (its CA
+//! bundle, as `rustls-native-certs` finds it) and the CAs given, as
+//! docker's `certs.d` and skopeo's `--cert-dir` add theirs; a client
+//! certificate (`--cert`, `--key`); or no verification at all
 //! (`--insecure`, which the CLI warns about).
 
 use std::path::PathBuf;
@@ -17,7 +19,7 @@ const LIMIT: u64 = 1 << 20;
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct TlsOptions {
-    /// PEM files of the CAs to trust instead of the system's.
+    /// PEM files of the CAs to trust besides the system's.
     pub ca_certs: Vec<PathBuf>,
     /// A client certificate chain (PEM) and its key (PEM).
     pub client_cert: Option<(PathBuf, PathBuf)>,
@@ -33,7 +35,14 @@ pub(crate) fn config(tls: &TlsOptions) -> Result<TlsConfig> {
     let roots = if tls.ca_certs.is_empty() {
         RootCerts::PlatformVerifier
     } else {
-        let mut certs = Vec::new();
+        // What of the system's bundle can be read; a machine without one
+        // trusts the CAs given only.
+        let mut certs: Vec<ureq::tls::Certificate<'static>> =
+            rustls_native_certs::load_native_certs()
+                .certs
+                .iter()
+                .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
+                .collect();
         for path in &tls.ca_certs {
             let found = certificates(path)?;
             if found.is_empty() {
