@@ -1118,11 +1118,10 @@ fn tokens_that_expire_in_the_middle_of_a_transfer_are_fetched_again() {
     let late = |t: &TokenServer| {
         let asked = t.asked.lock().unwrap();
         let first = asked[0];
-        let late = asked
+        asked
             .iter()
             .filter(|a| a.duration_since(first) > Duration::from_secs(1))
-            .count();
-        late
+            .count()
     };
     assert!(
         late(&tokens) >= 1,
