@@ -1,6 +1,29 @@
-//! SIZE arguments: plain bytes or binary suffixes (`8MiB`, `512MiB`, `1GiB`).
+//! SIZE arguments: plain bytes or binary suffixes (`8MiB`, `512MiB`,
+//! `1GiB`); and sizes for humans, in the same units.
 
 use crate::error::{Error, Result};
+
+/// A size for humans: `812 B`, `1.5 KiB`, `512.0 MiB`.
+///
+/// ```
+/// use epoch_store::io::size::human;
+/// assert_eq!(human(812), "812 B");
+/// assert_eq!(human(512 << 20), "512.0 MiB");
+/// ```
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
 
 /// Parses a size: digits, optionally followed by `B`, `KiB`, `MiB`, `GiB`,
 /// `TiB` (or their one-letter forms `K`, `M`, `G`, `T`, also binary), case

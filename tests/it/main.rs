@@ -29,6 +29,7 @@ mod platforms;
 mod registry;
 mod registry_options;
 mod registry_peers;
+mod registry_proxy;
 mod registry_resume;
 mod stumbles;
 mod tar;

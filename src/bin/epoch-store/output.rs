@@ -6,18 +6,7 @@ use epoch_store::io::text::escape;
 
 /// `1536` -> `1.5 KiB`.
 pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    epoch_store::io::size::human(bytes)
 }
 
 /// A duration for humans: `850ms`, `3.2s`, `4m05s`.

@@ -184,12 +184,7 @@ pub fn push(
         .collect();
     let progress = options.meter.progress();
     progress.begin(&format!("push {repository}"), plan.to_send().1);
-    let uploader = Uploader {
-        layout,
-        client,
-        chunk: options.chunk,
-        meter: &options.meter,
-    };
+    let uploader = Uploader::new(layout, client, options.chunk, &options.meter);
     let sent = until_error(&missing, Workers::Threads(options.jobs), |b| {
         let from = known.repository_of(&b.digest).filter(|r| r != repository);
         let sent = uploader.upload_blob(b, from.as_deref())?;

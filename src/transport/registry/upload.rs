@@ -11,6 +11,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ureq::SendBody;
 use ureq::http::StatusCode;
@@ -39,16 +40,70 @@ pub(crate) struct Sent {
     pub resumed: u64,
 }
 
+/// The smallest chunk a 413 halves the chunk size down to.
+const SMALLEST_CHUNK: u64 = 1 << 20;
+
 /// Where blobs go up from, and how.
 pub(crate) struct Uploader<'a> {
-    pub layout: &'a Layout,
-    pub client: &'a Client,
-    /// Blobs over this go up in PATCHes of this size.
-    pub chunk: u64,
-    pub meter: &'a Arc<Meter>,
+    layout: &'a Layout,
+    client: &'a Client,
+    /// Blobs over this go up in PATCHes of this size: what was asked for,
+    /// raised to the registry's `OCI-Chunk-Min-Length`, halved by a 413
+    /// (a proxy's body limit), for every worker.
+    chunk: AtomicU64,
+    meter: &'a Arc<Meter>,
 }
 
-impl Uploader<'_> {
+impl<'a> Uploader<'a> {
+    /// Uploads from `layout` to `client`'s repository in PATCHes of
+    /// `chunk` bytes, counted by `meter`.
+    pub(crate) fn new(
+        layout: &'a Layout,
+        client: &'a Client,
+        chunk: u64,
+        meter: &'a Arc<Meter>,
+    ) -> Uploader<'a> {
+        Uploader {
+            layout,
+            client,
+            chunk: AtomicU64::new(chunk.max(1)),
+            meter,
+        }
+    }
+
+    fn chunk(&self) -> u64 {
+        self.chunk.load(Ordering::Relaxed)
+    }
+
+    /// A body of `refused` bytes met 413: the chunk size halved below it,
+    /// or an error once that would go under [`SMALLEST_CHUNK`].
+    fn shrink(&self, refused: u64, error: Error) -> Result<()> {
+        let half = (refused / 2) / SMALLEST_CHUNK * SMALLEST_CHUNK;
+        if half < SMALLEST_CHUNK {
+            return Err(error);
+        }
+        self.chunk.fetch_min(half, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `POST /v2/<repo>/blobs/uploads/`: the upload's URL; the chunk size
+    /// is raised to the registry's `OCI-Chunk-Min-Length` if it gives one.
+    fn start(&self, blob: &str) -> Result<String> {
+        let resp = self
+            .client
+            .send(&mut Call::new("POST", self.client.url("blobs/uploads/")))?;
+        check_status(
+            self.client,
+            &resp,
+            &format!("starting the upload of {blob}"),
+        )?;
+        if let Some(min) = header(&resp, "oci-chunk-min-length").and_then(|v| v.trim().parse().ok())
+        {
+            self.chunk.fetch_max(min, Ordering::Relaxed);
+        }
+        location(self.client, &resp, blob)
+    }
+
     /// Uploads `desc` (missing from the registry), in chunks when over
     /// the chunk size: an upload an earlier run left is gone on with;
     /// else, with `from` (another repository of the registry that has
@@ -64,7 +119,7 @@ impl Uploader<'_> {
             self.client.repository(),
             &desc.digest,
         );
-        if desc.size > self.chunk
+        if desc.size > self.chunk()
             && let Some(saved) = state.load()
         {
             match status(self.client, &saved.location) {
@@ -84,15 +139,24 @@ impl Uploader<'_> {
                     return Ok(sent);
                 }
             },
-            None => start(self.client, &blob)?,
+            None => self.start(&blob)?,
         };
-        if desc.size <= self.chunk {
-            self.upload_whole(desc, location, &mut sent)?;
+        if desc.size <= self.chunk() {
+            match self.upload_whole(desc, location, &mut sent) {
+                Err(e) if e.kind() == ErrorKind::TooLarge => {
+                    // A proxy's body limit: in chunks under it instead.
+                    self.shrink(desc.size, e)?;
+                    let location = self.start(&blob)?;
+                    self.upload_chunked(desc, location, 0, &state, &mut sent)?;
+                }
+                r => r?,
+            }
         } else {
             self.upload_chunked(desc, location, 0, &state, &mut sent)?;
         }
         Ok(sent)
     }
+
     /// One PUT of the whole blob; a failure starts a new upload and sends
     /// it all again.
     fn upload_whole(&self, desc: &Descriptor, mut location: String, sent: &mut Sent) -> Result<()> {
@@ -106,7 +170,7 @@ impl Uploader<'_> {
                     sent.retries += 1;
                     sent.resent += desc.size;
                     std::thread::sleep(backoff(attempt, None));
-                    location = start(self.client, &blob)?;
+                    location = self.start(&blob)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -127,7 +191,7 @@ impl Uploader<'_> {
         let blob = format!("blob {}", desc.digest);
         let mut attempt = 0;
         while offset < desc.size {
-            let len = self.chunk.min(desc.size - offset);
+            let len = self.chunk().min(desc.size - offset);
             match self.patch(desc, &location, offset, len) {
                 Ok(next) => {
                     location = next;
@@ -135,6 +199,8 @@ impl Uploader<'_> {
                     attempt = 0;
                     state.save(&location, offset)?;
                 }
+                // Refused before the registry saw it: smaller, from here.
+                Err(e) if e.kind() == ErrorKind::TooLarge => self.shrink(len, e)?,
                 Err(e) if retryable(&e) && attempt < RETRIES => {
                     attempt += 1;
                     sent.retries += 1;
@@ -176,7 +242,7 @@ impl Uploader<'_> {
         match status(self.client, location) {
             Ok((at, next)) if at <= limit => Ok((at, next)),
             Err(e) if retryable(&e) => Err(e),
-            _ => Ok((0, start(self.client, blob)?)),
+            _ => Ok((0, self.start(blob)?)),
         }
     }
 
@@ -193,11 +259,9 @@ impl Uploader<'_> {
             headers: vec![("content-type", "application/octet-stream".into())],
             body: Some(&mut make),
         })?;
-        check_status(
-            self.client,
-            &put,
-            &format!("uploading blob {}", desc.digest),
-        )
+        let what = format!("uploading blob {}", desc.digest);
+        refused_as_too_large(self.client, &put, &what, desc.size)?;
+        check_status(self.client, &put, &what)
     }
 
     /// Bytes `offset..offset+len` in one PATCH; the upload's next URL.
@@ -220,6 +284,7 @@ impl Uploader<'_> {
             body: Some(&mut make),
         })?;
         let what = format!("chunk at {offset} of blob {}", desc.digest);
+        refused_as_too_large(client, &resp, &what, len)?;
         if resp.status() == StatusCode::REQUEST_TIMEOUT
             || resp.status() == StatusCode::TOO_MANY_REQUESTS
             || resp.status().is_server_error()
@@ -241,13 +306,6 @@ fn mount(client: &Client, desc: &Descriptor, from: &str, blob: &str) -> Result<O
     }
     check_status(client, &resp, &format!("mounting {blob} from {from}"))?;
     location(client, &resp, blob).map(Some)
-}
-
-/// `POST /v2/<repo>/blobs/uploads/`: the upload's URL.
-fn start(client: &Client, blob: &str) -> Result<String> {
-    let resp = client.send(&mut Call::new("POST", client.url("blobs/uploads/")))?;
-    check_status(client, &resp, &format!("starting the upload of {blob}"))?;
-    location(client, &resp, blob)
 }
 
 fn location(
@@ -305,6 +363,26 @@ fn status(client: &Client, location: &str) -> Result<(u64, String)> {
     let url =
         header(&resp, "location").map_or_else(|| location.to_string(), |l| client.absolute(&l));
     Ok((next, url))
+}
+
+/// 413: an error of kind [`ErrorKind::TooLarge`] naming the body's size.
+fn refused_as_too_large(
+    client: &Client,
+    resp: &ureq::http::Response<ureq::Body>,
+    what: &str,
+    len: u64,
+) -> Result<()> {
+    if resp.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return Ok(());
+    }
+    Err(client.error(
+        ErrorKind::TooLarge,
+        format!(
+            "{what}: a body of {} was refused as too large (413), down to chunks of {}; a proxy's body limit? give a smaller --chunk-size",
+            crate::io::size::human(len),
+            crate::io::size::human(SMALLEST_CHUNK)
+        ),
+    ))
 }
 
 fn retryable(e: &Error) -> bool {
