@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use ureq::SendBody;
 
-use super::client::{Call, Client, check_status};
+use super::client::{Call, Client, check_status, header};
 use super::reference::Reference;
 use super::upload::upload_blob;
 use crate::error::Result;
@@ -65,7 +65,7 @@ impl PushOptions {
 pub struct KnownBlobs(Mutex<HashMap<Digest, String>>);
 
 impl KnownBlobs {
-    fn repository_of(&self, digest: &Digest) -> Option<String> {
+    pub(crate) fn repository_of(&self, digest: &Digest) -> Option<String> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -73,7 +73,7 @@ impl KnownBlobs {
             .cloned()
     }
 
-    fn add(&self, digest: &Digest, repository: &str) {
+    pub(crate) fn add(&self, digest: &Digest, repository: &str) {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -165,8 +165,15 @@ fn plan(
     Ok((order, raws, blobs))
 }
 
-/// Puts a manifest or index as `target` (a tag or its digest).
-fn put_manifest(client: &Client, desc: &Descriptor, raw: &[u8], target: &str) -> Result<()> {
+/// Puts a manifest or index as `target` (a tag or its digest); the
+/// `OCI-Subject` header of the answer, if any (a registry with the
+/// referrers API says so for a manifest with a `subject`).
+pub(crate) fn put_manifest(
+    client: &Client,
+    desc: &Descriptor,
+    raw: &[u8],
+    target: &str,
+) -> Result<Option<String>> {
     let bytes = raw.to_vec();
     let mut make = move || -> Result<(SendBody<'static>, u64)> {
         let len = bytes.len() as u64;
@@ -185,5 +192,6 @@ fn put_manifest(client: &Client, desc: &Descriptor, raw: &[u8], target: &str) ->
         client,
         &resp,
         &format!("putting manifest {} as {target}", desc.digest),
-    )
+    )?;
+    Ok(header(&resp, "oci-subject"))
 }
