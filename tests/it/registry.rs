@@ -13,16 +13,16 @@ use crate::util::{OCI_INDEX, Store, have_tool, sh};
 
 /// distribution 2.8 serving a directory on 127.0.0.1 (plain HTTP, no
 /// auth); killed when dropped, also when the test panics.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
     /// `127.0.0.1:PORT`.
-    host: String,
+    pub(crate) host: String,
     /// Its storage directory.
     data: std::path::PathBuf,
 }
 
 impl Registry {
-    fn start(st: &Store) -> Registry {
+    pub(crate) fn start(st: &Store) -> Registry {
         Registry::start_with(st, "")
     }
 
