@@ -1,5 +1,6 @@
-# The Go peers the interop tests drive (tests/it/oras.rs, go_zstd.rs): oras,
-# crane (and tests/oracle's oracle-go, see go_peers_oracle),
+# The Go peers the interop tests drive (tests/it/oras.rs, go_zstd.rs,
+# referrers.rs): oras, crane (and tests/oracle's oracle-go and
+# tests/oracle-registry's oracle-registry, see go_peers_oracle),
 # built with `go install` at pinned versions into a directory that outlives
 # runs, then put first on PATH. Sourced by .ci/run; a developer can source
 # it too, before `cargo test --test it oras`:
@@ -44,15 +45,24 @@ go_peer() {
 # The repo's own Go oracle (tests/oracle: Go libraries the proxy serves,
 # pinned by its go.mod and go.sum), rebuilt every run: the build cache makes
 # an unchanged one cost about a second.
+# tests/oracle-registry (go-containerregistry's registry with the referrers
+# API) is a module of its own: its dependencies cannot share tests/oracle's
+# pins (see its main.go).
 go_peers_oracle() {
-  local src
-  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/oracle" && pwd) || return 1
+  go_peers_build oracle oracle-go "the Go zstd interop tests" &&
+    go_peers_build oracle-registry oracle-registry "the referrers interop tests"
+}
+
+# go_peers_build DIR NAME WHAT: builds tests/DIR as $go_peers_bin/NAME.
+go_peers_build() {
+  local dir=$1 name=$2 what=$3 src
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/$dir" && pwd) || return 1
   mkdir -p "$go_peers_bin" || return 1
-  if ! (cd "$src" && CGO_ENABLED=0 go build -o "$go_peers_bin/.oracle-go.tmp" .); then
-    echo "== error: go build of tests/oracle failed (the Go zstd interop tests will fail)" >&2
+  if ! (cd "$src" && CGO_ENABLED=0 go build -o "$go_peers_bin/.$name.tmp" .); then
+    echo "== error: go build of tests/$dir failed ($what will fail)" >&2
     return 1
   fi
-  mv -f "$go_peers_bin/.oracle-go.tmp" "$go_peers_bin/oracle-go"
+  mv -f "$go_peers_bin/.$name.tmp" "$go_peers_bin/$name"
 }
 
 go_peers_install() {
@@ -66,7 +76,7 @@ if go_peers_install; then
     *":$go_peers_bin:"*) ;;
     *) export PATH="$go_peers_bin:$PATH" ;;
   esac
-  echo "== go peers: oras $("$go_peers_bin/oras" version | awk '/^Version:/ {print $2}'), crane $("$go_peers_bin/crane" version), oracle-go in $go_peers_bin"
+  echo "== go peers: oras $("$go_peers_bin/oras" version | awk '/^Version:/ {print $2}'), crane $("$go_peers_bin/crane" version), oracle-go and oracle-registry in $go_peers_bin"
 else
   # `return` when sourced; `exit` when run as a script.
   return 1 2>/dev/null || exit 1

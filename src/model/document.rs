@@ -102,11 +102,17 @@ impl Document {
 
     /// Every descriptor this document points to: config, layers, manifests, subject.
     pub fn children(&self) -> impl Iterator<Item = &Descriptor> {
+        self.parts().chain(self.subject.iter())
+    }
+
+    /// What this document is made of: config, layers, manifests (not its
+    /// subject, which it only refers to: a push or pull of a signature does
+    /// not carry the image it signs).
+    pub fn parts(&self) -> impl Iterator<Item = &Descriptor> {
         self.config
             .iter()
             .chain(self.layers.iter().flatten())
             .chain(self.manifests.iter().flatten())
-            .chain(self.subject.iter())
     }
 }
 

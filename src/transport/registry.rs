@@ -3,7 +3,7 @@
 //! registry is the scale-out: one blocking HTTP/1.1 client
 //! ([`client::Client`]) shared by the store's worker threads, blobs
 //! streamed from or to the store and verified, documents kept as their
-//! raw bytes.
+//! raw bytes; with them, on request, their referrers ([`referrers`]).
 
 pub mod auth_file;
 pub mod client;
@@ -12,6 +12,7 @@ pub mod loader;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod referrers;
 pub mod tls;
 mod upload;
 mod upload_state;
@@ -21,4 +22,5 @@ pub use loader::RegistryLoader;
 pub use pull::{PullOptions, PullPlan, PullReport, plan_pull, pull};
 pub use push::{KnownBlobs, PushOptions, PushPlan, PushReport, plan_push, push};
 pub use reference::Reference;
+pub use referrers::{ReferrersPulled, ReferrersPushed, pull_referrers, push_referrers};
 pub use tls::TlsOptions;

@@ -26,6 +26,7 @@ mod media_unpack;
 mod oras;
 mod os_image;
 mod platforms;
+mod referrers;
 mod registry;
 mod registry_options;
 mod registry_peers;

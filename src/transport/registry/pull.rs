@@ -143,7 +143,7 @@ pub fn plan_pull(
     let mut frontier = vec![(root.clone(), raw)];
     while let Some((desc, raw)) = frontier.pop() {
         let doc = parse(client, &desc, &raw)?;
-        for child in doc.children() {
+        for child in doc.parts() {
             if !seen.insert(child.digest.clone()) {
                 continue;
             }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use ureq::SendBody;
 use ureq::http::StatusCode;
 
-use super::client::{Call, Client, check_status};
+use super::client::{Call, Client, check_status, header};
 use super::reference::Reference;
 use super::upload::Uploader;
 use crate::error::Result;
@@ -42,6 +42,9 @@ pub struct PushReport {
     pub blobs_mounted: u64,
     /// Bytes an earlier, interrupted push had sent, not sent again.
     pub resumed_bytes: u64,
+    /// Whether the registry answered the root's PUT with `OCI-Subject`
+    /// (it keeps the referrers of the root's subject itself).
+    pub subject_acknowledged: bool,
 }
 
 /// How [`push`] sends blobs.
@@ -79,7 +82,7 @@ impl PushOptions {
 pub struct KnownBlobs(Mutex<HashMap<Digest, String>>);
 
 impl KnownBlobs {
-    fn repository_of(&self, digest: &Digest) -> Option<String> {
+    pub(crate) fn repository_of(&self, digest: &Digest) -> Option<String> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -87,7 +90,7 @@ impl KnownBlobs {
             .cloned()
     }
 
-    fn add(&self, digest: &Digest, repository: &str) {
+    pub(crate) fn add(&self, digest: &Digest, repository: &str) {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -212,7 +215,10 @@ pub fn push(
         } else {
             desc.digest.to_string()
         };
-        put_manifest(client, desc, &plan.raws[&desc.digest], &target)?;
+        let subject = put_manifest(client, desc, &plan.raws[&desc.digest], &target)?;
+        if desc.digest == plan.root.digest {
+            report.subject_acknowledged = subject.is_some();
+        }
         report.documents += 1;
     }
     Ok(report)
@@ -238,7 +244,7 @@ fn plan(
             continue;
         }
         let (raw, doc) = layout.read_document(&desc)?;
-        let children: Vec<Descriptor> = doc.children().cloned().collect();
+        let children: Vec<Descriptor> = doc.parts().cloned().collect();
         raws.insert(desc.digest.clone(), raw);
         stack.push((desc, true));
         for child in children {
@@ -252,8 +258,15 @@ fn plan(
     Ok((order, raws, blobs))
 }
 
-/// Puts a manifest or index as `target` (a tag or its digest).
-fn put_manifest(client: &Client, desc: &Descriptor, raw: &[u8], target: &str) -> Result<()> {
+/// Puts a manifest or index as `target` (a tag or its digest); the
+/// `OCI-Subject` header of the answer, if any (a registry with the
+/// referrers API says so for a manifest with a `subject`).
+pub(crate) fn put_manifest(
+    client: &Client,
+    desc: &Descriptor,
+    raw: &[u8],
+    target: &str,
+) -> Result<Option<String>> {
     let bytes = raw.to_vec();
     let mut make = move || -> Result<(SendBody<'static>, u64)> {
         let len = bytes.len() as u64;
@@ -272,5 +285,6 @@ fn put_manifest(client: &Client, desc: &Descriptor, raw: &[u8], target: &str) ->
         client,
         &resp,
         &format!("putting manifest {} as {target}", desc.digest),
-    )
+    )?;
+    Ok(header(&resp, "oci-subject"))
 }

@@ -1,8 +1,11 @@
 //! `epoch-store pull`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use epoch_store::transport::registry::{self, Client, PullOptions, PullPlan, Reference};
+use epoch_store::RefName;
+use epoch_store::transport::registry::{
+    self, Client, PullOptions, PullPlan, PullReport, Reference, ReferrersPulled,
+};
 
 use crate::output::{duration, rate, size};
 use crate::remote::{RemoteArgs, parse_reference};
@@ -13,12 +16,15 @@ use crate::{Ctx, EXIT_OK};
 /// The manifest (or index, followed to every image) and every blob it
 /// reaches are fetched, several at once, each verified while it is written
 /// and published with the store's protocol; blobs the layout has are not
-/// fetched. The ref is tagged last, once everything is durable.
+/// fetched. The ref is tagged last, once everything is durable. With
+/// --referrers, the signatures, SBOMs and other referrers of what was
+/// pulled come too (and theirs), each an untagged entry of the layout.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     epoch-store pull registry.internal:5000/vms/sre-bot:v1\n  \
     epoch-store pull 127.0.0.1:5000/library/alpine:3.20 --plain-http --ref alpine:3.20\n  \
-    epoch-store pull registry.internal/library/debian:12 --platform linux/arm64 --platform linux/amd64\n\n\
+    epoch-store pull registry.internal/library/debian:12 --platform linux/arm64 --platform linux/amd64\n  \
+    epoch-store pull registry.internal:5000/vms/sre-bot:v1 --referrers\n\n\
 Exit codes: 0 pulled, 2 error (unreachable, refused, a wrong digest or size):\n\
 nothing is tagged then, and the same command finishes the pull.")]
 pub struct Args {
@@ -37,6 +43,12 @@ pub struct Args {
     /// repeatable. What is not an index is pulled whole.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Vec<epoch_store::model::platform::PlatformSpec>,
+    /// Also pull the referrers (manifests whose subject is one pulled:
+    /// signatures, SBOMs) and theirs, through the registry's referrers API
+    /// or, without it, the sha256-<hex> fallback tags; each becomes an
+    /// untagged entry of the layout.
+    #[arg(long)]
+    referrers: bool,
     #[command(flatten)]
     remote: RemoteArgs,
 }
@@ -76,7 +88,14 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         a.remote.meter(ctx.quiet || ctx.json),
     );
     let report = registry::pull(&writer, &client, &plan, &options)?;
+    let referrers = a
+        .referrers
+        .then(|| registry::pull_referrers(&writer, &client, &a.source, &report.root, &options))
+        .transpose()?;
     writer.update_index(|index| {
+        for entry in referrers.iter().flat_map(|r| &r.entries) {
+            index.add_untagged(entry);
+        }
         match &ref_name {
             Some(r) => {
                 index.set_ref(r, &report.root);
@@ -85,12 +104,30 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         }
         Ok(())
     })?;
-    let elapsed = started.elapsed();
-    let shown = ref_name.as_ref().map_or("(untagged)", |r| r.as_str());
+    show(
+        ctx,
+        &a,
+        ref_name.as_ref(),
+        &report,
+        referrers.as_ref(),
+        started.elapsed(),
+    )
+}
+
+/// What was pulled, as JSON or a line (and one more for the referrers).
+fn show(
+    ctx: &Ctx,
+    a: &Args,
+    ref_name: Option<&RefName>,
+    report: &PullReport,
+    referrers: Option<&ReferrersPulled>,
+    elapsed: Duration,
+) -> anyhow::Result<u8> {
+    let shown = ref_name.map_or("(untagged)", |r| r.as_str());
     if ctx.json {
-        return crate::output::json(&serde_json::json!({
+        let mut v = serde_json::json!({
             "from": a.source.to_string(),
-            "ref": ref_name.as_ref().map(|r| r.as_str()),
+            "ref": ref_name.map(|r| r.as_str()),
             "digest": report.root.digest,
             "documents": report.documents,
             "blobs": report.blobs,
@@ -100,8 +137,14 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
             "resumedBytes": report.resumed_bytes,
             "resumedBlobs": report.resumed_blobs,
             "seconds": elapsed.as_secs_f64(),
-        }))
-        .map(|()| EXIT_OK);
+        });
+        if let Some(r) = referrers {
+            v["referrers"] = serde_json::json!(r.entries.len());
+            v["referrerDocuments"] = serde_json::json!(r.documents);
+            v["referrerBlobs"] = serde_json::json!(r.blobs);
+            v["fallbackTags"] = serde_json::json!(r.fallback_tags);
+        }
+        return crate::output::json(&v).map(|()| EXIT_OK);
     }
     ctx.say(format_args!(
         "Pulled {} as {} ({}): {} blob{} fetched ({}), {} already here, {} document{} in {} ({})",
@@ -117,6 +160,22 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         duration(elapsed),
         rate(report.bytes, elapsed)
     ))?;
+    if let Some(r) = referrers {
+        ctx.say(format_args!(
+            "  and {} referrer{} ({} document{}, {} blob{} fetched{})",
+            r.entries.len(),
+            if r.entries.len() == 1 { "" } else { "s" },
+            r.documents,
+            if r.documents == 1 { "" } else { "s" },
+            r.blobs,
+            if r.blobs == 1 { "" } else { "s" },
+            if r.fallback_tags > 0 {
+                format!(", {} through fallback tags", r.fallback_tags)
+            } else {
+                String::new()
+            }
+        ))?;
+    }
     Ok(EXIT_OK)
 }
 

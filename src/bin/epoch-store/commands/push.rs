@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use epoch_store::Descriptor;
 use epoch_store::transport::registry::{
-    self, Client, KnownBlobs, PushOptions, PushPlan, PushReport, Reference,
+    self, Client, KnownBlobs, PushOptions, PushPlan, PushReport, Reference, ReferrersPushed,
 };
 
 use crate::output::{duration, rate, size};
@@ -18,10 +18,13 @@ use crate::{Ctx, EXIT_OK};
 /// the registry got in this run are mounted from it; the others are
 /// uploaded, several at once, streamed from the store and checked as they
 /// are read; then the manifests, children before the indexes that name
-/// them, the ref's last under DEST's tag (default: REF's tag).
+/// them, the ref's last under DEST's tag (default: REF's tag). With
+/// --referrers, the layout's referrers of what was pushed (signatures,
+/// SBOMs) follow, by digest.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     epoch-store push sre-bot:v1 registry.internal:5000/vms/sre-bot\n  \
+    epoch-store push sre-bot:v1 registry.internal:5000/vms/sre-bot --referrers\n  \
     epoch-store push alpine:3.20 127.0.0.1:5000/library/alpine:3.20 --plain-http\n  \
     epoch-store --layout /media/usb/store push --all registry.internal:5000/mirror\n  \
     echo \"$TOKEN\" | epoch-store push app:1 ghcr.io/team/app:1 --username bot --password-stdin\n\n\
@@ -40,6 +43,12 @@ pub struct Args {
     /// (smaller blobs in one PUT); keep it under a proxy's body limit.
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_chunk)]
     chunk_size: u64,
+    /// Also push every manifest of the layout whose subject is one pushed
+    /// (signatures, SBOMs), and theirs, by digest after their subject;
+    /// where the registry does not answer with OCI-Subject (no referrers
+    /// API), add each to its subject's sha256-<hex> fallback tag.
+    #[arg(long)]
+    referrers: bool,
     #[command(flatten)]
     remote: RemoteArgs,
 }
@@ -68,22 +77,17 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
             would_push(ctx, source, dest, root, &plan)?
         } else {
             let report = registry::push(&layout, &plan, &client, dest, &options, &known)?;
+            let referrers = a
+                .referrers
+                .then(|| registry::push_referrers(&layout, root, &client, dest, &options, &known))
+                .transpose()?;
             if !ctx.json {
                 say(ctx, source, dest, root, &report, started.elapsed())?;
+                if let Some(r) = &referrers {
+                    say_referrers(ctx, r)?;
+                }
             }
-            serde_json::json!({
-                "ref": source,
-                "to": dest.to_string(),
-                "digest": root.digest,
-                "documents": report.documents,
-                "blobs": report.blobs,
-                "blobsSkipped": report.blobs_skipped,
-                "blobsMounted": report.blobs_mounted,
-                "bytes": report.bytes,
-                "retries": report.retries,
-                "resentBytes": report.resent_bytes,
-                "resumedBytes": report.resumed_bytes,
-            })
+            pushed_row(source, dest, root, &report, referrers.as_ref())
         };
         rows.push(row);
     }
@@ -101,6 +105,36 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         crate::output::json(&v)?;
     }
     Ok(EXIT_OK)
+}
+
+/// The JSON row of one push.
+fn pushed_row(
+    source: &str,
+    dest: &Reference,
+    root: &Descriptor,
+    report: &PushReport,
+    referrers: Option<&ReferrersPushed>,
+) -> serde_json::Value {
+    let mut row = serde_json::json!({
+        "ref": source,
+        "to": dest.to_string(),
+        "digest": root.digest,
+        "documents": report.documents,
+        "blobs": report.blobs,
+        "blobsSkipped": report.blobs_skipped,
+        "blobsMounted": report.blobs_mounted,
+        "bytes": report.bytes,
+        "retries": report.retries,
+        "resentBytes": report.resent_bytes,
+        "resumedBytes": report.resumed_bytes,
+    });
+    if let Some(r) = referrers {
+        row["referrers"] = serde_json::json!(r.referrers);
+        row["referrerDocuments"] = serde_json::json!(r.documents);
+        row["referrerBlobs"] = serde_json::json!(r.blobs);
+        row["fallbackTags"] = serde_json::json!(r.fallback_tags);
+    }
+    row
 }
 
 /// `--dry-run`: says what the push of `source` would send; its JSON row.
@@ -213,6 +247,28 @@ fn say(
         if report.documents == 1 { "" } else { "s" },
         duration(elapsed),
         rate(report.bytes, elapsed)
+    ))?;
+    Ok(())
+}
+
+fn say_referrers(ctx: &Ctx, r: &ReferrersPushed) -> anyhow::Result<()> {
+    ctx.say(format_args!(
+        "  and {} referrer{} ({} document{}, {} blob{} sent{})",
+        r.referrers,
+        if r.referrers == 1 { "" } else { "s" },
+        r.documents,
+        if r.documents == 1 { "" } else { "s" },
+        r.blobs,
+        if r.blobs == 1 { "" } else { "s" },
+        if r.fallback_tags > 0 {
+            format!(
+                ", {} fallback tag{} written: the registry did not say OCI-Subject",
+                r.fallback_tags,
+                if r.fallback_tags == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        }
     ))?;
     Ok(())
 }
