@@ -13,6 +13,9 @@ pub trait Progress: Sync {
     /// The operation is blocked, waiting for `what` (a lock another
     /// process holds, say); called before the wait begins.
     fn waiting(&self, _what: &str) {}
+    /// Where the current phase stands, in words (`3/12 blobs, 2 there`),
+    /// shown beside the bytes.
+    fn status(&self, _text: &str) {}
 }
 
 /// A [`Progress`] that ignores everything.

@@ -20,10 +20,10 @@ impl Bar {
         Bar { bar }
     }
 
-    /// A bar with a total: position, rate and ETA.
+    /// A bar with a total: position, rate and ETA, and the phase's status.
     fn bounded() -> ProgressStyle {
         ProgressStyle::with_template(
-            "{msg:>10} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+            "{msg:>10} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta} {prefix}",
         )
         .expect("static template")
         .progress_chars("=> ")
@@ -45,12 +45,17 @@ impl epoch_store::Progress for Bar {
             Bar::bounded()
         });
         self.bar.set_message(phase.to_string());
+        self.bar.set_prefix("");
         self.bar.set_length(total);
         self.bar.set_position(0);
     }
 
     fn advance(&self, bytes: u64) {
         self.bar.inc(bytes);
+    }
+
+    fn status(&self, text: &str) {
+        self.bar.set_prefix(text.to_string());
     }
 
     fn finish(&self) {

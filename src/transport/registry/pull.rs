@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::client::{Call, Client, check_status, header};
 use super::fetch::{Counters, fetch_blob};
@@ -193,8 +194,19 @@ pub fn pull(
     let progress = options.meter.progress();
     progress.begin(&format!("pull {}", client.repository()), plan.to_fetch().1);
     let counters = Counters::default();
+    let done = AtomicU64::new(0);
+    let status = |done: u64| {
+        progress.status(&format!(
+            "{done}/{} blobs ({} here)",
+            plan.blobs.len(),
+            plan.there
+        ));
+    };
+    status(0);
     let fetched = until_error(&plan.blobs, Workers::Threads(options.jobs), |b| {
-        fetch_blob(writer, client, b, &counters, &options.meter)
+        let size = fetch_blob(writer, client, b, &counters, &options.meter)?;
+        status(done.fetch_add(1, Ordering::Relaxed) + 1);
+        Ok::<_, Error>(size)
     });
     progress.finish();
     let fetched = fetched?;

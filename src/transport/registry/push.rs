@@ -7,6 +7,7 @@
 //! that name them, the root last under its tag.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ureq::SendBody;
@@ -188,10 +189,24 @@ pub fn push(
     let progress = options.meter.progress();
     progress.begin(&format!("push {repository}"), plan.to_send().1);
     let uploader = Uploader::new(layout, client, options.chunk, &options.meter);
+    let (done, mounted) = (AtomicU64::new(0), AtomicU64::new(0));
+    let status = |done: u64, mounted: u64| {
+        progress.status(&format!(
+            "{done}/{} blobs ({} there, {mounted} mounted)",
+            missing.len(),
+            report.blobs_skipped
+        ));
+    };
+    status(0, 0);
     let sent = until_error(&missing, Workers::Threads(options.jobs), |b| {
         let from = known.repository_of(&b.digest).filter(|r| r != repository);
         let sent = uploader.upload_blob(b, from.as_deref())?;
         known.add(&b.digest, repository);
+        let m = mounted.fetch_add(u64::from(sent.mounted), Ordering::Relaxed);
+        status(
+            done.fetch_add(1, Ordering::Relaxed) + 1,
+            m + u64::from(sent.mounted),
+        );
         Ok::<_, crate::Error>(sent)
     });
     progress.finish();
