@@ -357,3 +357,47 @@ fn pulls_killed_at_random_points_go_on_from_what_they_wrote() {
     }
     eprintln!("pull kill trials: at most {worst} bytes fetched again");
 }
+
+#[test]
+fn a_full_disk_mid_pull_fails_naming_it_tags_nothing_and_the_rerun_completes() {
+    if !have_tool("docker-registry") || !have_tool("strace") {
+        return;
+    }
+    let s = Store::new();
+    three_disks(&s);
+    let reg = Registry::start(&s);
+    let src = format!("{}/vms/disks:1", reg.host);
+    s.ok(&["push", "disks:1", &src, "--plain-http"]);
+    for when in [2, 5, 9] {
+        let back = Store::empty();
+        // Sockets are written with send(2); write(2) is the files (and
+        // stderr): the `when`th file write fails with ENOSPC.
+        let out = std::process::Command::new("strace")
+            .args(["-f", "-o", "/dev/null", "-e", "trace=write", "-e"])
+            .arg(format!("inject=write:error=ENOSPC:when={when}"))
+            .arg(crate::util::bin())
+            .arg("--layout")
+            .arg(&back.layout)
+            .args(["pull", &src, "--plain-http", "--jobs", "1"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "write {when}: {err}");
+        assert!(
+            err.contains("No space left on device"),
+            "write {when}: {err}"
+        );
+        if back.layout.join("index.json").exists() {
+            assert!(
+                back.index()["manifests"]
+                    .as_array()
+                    .is_none_or(|m| m.is_empty()),
+                "write {when}: nothing tagged"
+            );
+            back.ok(&["verify"]);
+        }
+        let again = back.json(&["pull", &src, "--plain-http"]);
+        assert_eq!(again["digest"], s.json(&["inspect", "disks:1"])["digest"]);
+        back.ok(&["verify"]);
+    }
+}

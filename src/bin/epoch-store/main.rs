@@ -110,7 +110,7 @@ impl Ctx {
             Ok(mut entries) => entries.next().is_none(),
             Err(e) => e.kind() == std::io::ErrorKind::NotFound,
         };
-        if absent_or_empty {
+        if absent_or_empty || interrupted_init(dir) {
             return Ok(epoch_store::Layout::init(dir)?.with_copy_mode(copy_mode()));
         }
         epoch_store::Layout::open(dir)
@@ -245,4 +245,23 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 pub(crate) fn copy_mode() -> epoch_store::io::copy_range::CopyMode {
     let word = std::env::var("EPOCH_STORE_COPY").unwrap_or_default();
     epoch_store::io::copy_range::CopyMode::named(&word)
+}
+
+/// Whether `dir` holds only what an `init` cut short leaves (a full disk
+/// before `index.json`): `oci-layout`, the private directory and a `blobs/`
+/// without a blob. Finishing the init there loses nothing; a `blobs/` with
+/// blobs in it may be a layout whose index was lost, and is left alone.
+fn interrupted_init(dir: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let init_only = entries.filter_map(Result::ok).all(|e| {
+        matches!(
+            e.file_name().to_str(),
+            Some("oci-layout" | "blobs" | ".epoch-store")
+        )
+    });
+    let no_blob =
+        std::fs::read_dir(dir.join("blobs/sha256")).map_or(true, |mut d| d.next().is_none());
+    init_only && no_blob && !dir.join("index.json").exists()
 }
