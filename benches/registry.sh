@@ -15,7 +15,7 @@
 # The floor is curl moving each blob in one request, BENCH_JOBS at a time
 # (a monolithic POST+PUT up, a GET down into a file), hashing nothing: what
 # the registry and the loopback allow.
-# Wall time is the best of BENCH_RUNS; peak RSS and user+system CPU come
+# Wall time is the best of BENCH_RUNS rounds; peak RSS and user+system CPU come
 # from /usr/bin/time. "hash x" is our CPU time over `epoch-store verify`'s
 # on the same layout (one hash of every byte, nothing else): about 1 when
 # every byte is hashed once and the rest is copying.
@@ -23,7 +23,7 @@
 #   bash benches/registry.sh                 # image and snapshot
 #   BENCH_SNAP_MB=512 BENCH_LAYERS=4 bash benches/registry.sh image
 #
-# Environment: BENCH_DIR (default /var/tmp), BENCH_RUNS (default 2),
+# Environment: BENCH_DIR (default /var/tmp), BENCH_RUNS (default 3),
 # BENCH_LAYERS (12), BENCH_LAYER_MB (100), BENCH_SNAP_MB (4096),
 # BENCH_JOBS (8), BENCH_KEEP=1 keeps the scratch directory. Needs
 # docker-registry, skopeo, /usr/bin/time, python3, and crane and oras
@@ -31,7 +31,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RUNS=${BENCH_RUNS:-2}
+RUNS=${BENCH_RUNS:-3}
 LAYERS=${BENCH_LAYERS:-12}
 LAYER_MB=${BENCH_LAYER_MB:-100}
 SNAP_MB=${BENCH_SNAP_MB:-4096}
@@ -84,67 +84,87 @@ fresh_registry() {
 }
 export DOCKER_CONFIG=$W/peer-home
 
-# measure NAME CMD...: runs CMD BENCH_RUNS times (after $RESET, if set);
-# sets BEST (s), RSS (MiB) and CPU (s) of the fastest run.
-measure() {
+# once NAME CMD...: one timed run of CMD (after $RESET); keeps the
+# fastest of NAME's runs in BEST[NAME], with its peak RSS (MiB) and CPU (s).
+declare -A BEST RSS CPU
+once() {
     local name=$1; shift
-    BEST=; RSS=; CPU=
-    local i
-    for i in $(seq "$RUNS"); do
-        [ -n "${RESET:-}" ] && eval "$RESET"
-        /usr/bin/time -f '%e %M %U %S' -o time.out "$@" >run.out 2>run.err \
-            || { cat run.err >&2; die "$name failed"; }
-        read -r wall rss user sys < time.out
-        if [ -z "$BEST" ] || python3 -c "import sys; sys.exit(0 if $wall < $BEST else 1)"; then
-            BEST=$wall; RSS=$(( rss / 1024 )); CPU=$(python3 -c "print(round($user + $sys, 2))")
-        fi
-    done
-    log "$name: ${BEST}s, ${RSS} MiB, ${CPU}s CPU"
+    eval "$RESET"
+    /usr/bin/time -f '%e %M %U %S' -o time.out "$@" >run.out 2>run.err \
+        || { cat run.err >&2; die "$name failed"; }
+    read -r wall rss user sys < time.out
+    log "$name: ${wall}s, $(( rss / 1024 )) MiB, $user+$sys s CPU"
+    if [ -z "${BEST[$name]:-}" ] || python3 -c "import sys; sys.exit(0 if $wall < ${BEST[$name]} else 1)"; then
+        BEST[$name]=$wall; RSS[$name]=$(( rss / 1024 )); CPU[$name]=$(python3 -c "print(round($user + $sys, 2))")
+    fi
 }
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 
-# bench KIND LAYOUT REF BYTES: the push and pull table of one data set.
+TOOLS=(ours floor skopeo crane oras)
+
+# push_with TOOL KIND LAYOUT REF: one push by TOOL to a fresh registry.
+push_with() {
+    local tool=$1 kind=$2 layout=$3 ref=$4 repo=$HOST/$1-$2/$2
+    RESET=fresh_registry
+    case $tool in
+        ours) once "push $tool" "$E" --layout "$layout" push "$ref" "$repo:1" --plain-http --jobs "$JOBS" ;;
+        floor) once "push $tool" bash -c "ls $layout/blobs/sha256 | xargs -P $JOBS -I{} bash -c 'loc=\$(curl -sf -D - -o /dev/null -X POST -H content-length:0 http://$HOST/v2/$tool-$kind/$kind/blobs/uploads/ | tr -d \\\\r | sed -n \"s/^[Ll]ocation: //p\"); curl -sf -o /dev/null -T $layout/blobs/sha256/{} \"\$loc&digest=sha256:{}\"'" ;;
+        skopeo) once "push $tool" skopeo copy -q --dest-tls-verify=false "oci:$layout:$ref" "docker://$repo:1" ;;
+        crane) once "push $tool" crane push --insecure "$layout" "$repo:1" ;;
+        oras) once "push $tool" oras cp --no-tty --to-plain-http --from-oci-layout-path "$layout" "$ref" "$repo:1" ;;
+    esac
+}
+
+# pull_with TOOL KIND LAYOUT SRC: one pull by TOOL into an empty directory.
+pull_with() {
+    local tool=$1 kind=$2 layout=$3 src=$4
+    RESET="rm -rf $W/pulled"
+    case $tool in
+        ours) once "pull $tool" "$E" --layout "$W/pulled" pull "$src" --plain-http --jobs "$JOBS" ;;
+        floor) once "pull $tool" bash -c "mkdir -p $W/pulled && ls $layout/blobs/sha256 | xargs -P $JOBS -I{} curl -s -o $W/pulled/{} http://$HOST/v2/ours-$kind/$kind/blobs/sha256:{}" ;;
+        skopeo) once "pull $tool" skopeo copy -q --src-tls-verify=false "docker://$src" "oci:$W/pulled:$kind" ;;
+        crane) once "pull $tool" crane pull --insecure --format=oci "$src" "$W/pulled" ;;
+        oras) once "pull $tool" oras cp --no-tty --from-plain-http "$src" --to-oci-layout-path "$W/pulled" "$kind" ;;
+    esac
+}
+
+# row DIR TOOL HASH: one line of the table.
+row() {
+    local k="$1 $2" hx=""
+    [ "$2" = ours ] && hx=$(ratio "${CPU[$k]}" "$3")
+    echo "| $1 | $2 | ${BEST[$k]} | $(ratio "${BEST[$k]}" "${BEST[$1 ours]}") | ${RSS[$k]} | ${CPU[$k]} | $hx |"
+}
+
+# bench KIND LAYOUT REF BYTES: the push and pull table of one data set. The
+# tools take turns, round after round (BENCH_RUNS rounds), so that none
+# always runs first; before the first round the data's size is written
+# and removed twice, so no tool pays for this VM's first touch of memory
+# that the page cache has not used yet.
 bench() {
-    local kind=$1 layout=$2 ref=$3 bytes=$4 repo
+    local kind=$1 layout=$2 ref=$3 bytes=$4 tool r
+    BEST=(); RSS=(); CPU=()
     # One hash of every byte, by our own code: verify's CPU time.
     local sha; sha=$( /usr/bin/time -f '%U %S' "$E" --layout "$layout" verify 2>&1 >/dev/null | tail -1 | awk '{print $1 + $2}')
-    echo "### $kind: $(python3 -c "print(f'{$bytes / 1e9:.2f}')") GB ($(ls "$layout"/blobs/sha256 | wc -l) blobs), $JOBS jobs"
+    for r in 1 2; do
+        head -c "$(( bytes * 2 ))" /dev/zero > warm && rm -f warm
+    done
+    for r in $(seq "$RUNS"); do
+        for tool in "${TOOLS[@]}"; do push_with "$tool" "$kind" "$layout" "$ref"; done
+    done
+    local src=$HOST/ours-$kind/$kind:1
+    fresh_registry
+    "$E" --layout "$layout" push "$ref" "$src" --plain-http >/dev/null
+    for r in $(seq "$RUNS"); do
+        for tool in "${TOOLS[@]}"; do pull_with "$tool" "$kind" "$layout" "$src"; done
+    done
+    rm -rf "$W/pulled"
+    echo "### $kind: $(python3 -c "print(f'{$bytes / 1e9:.2f}')") GB ($(ls "$layout"/blobs/sha256 | wc -l) blobs), $JOBS jobs, best of $RUNS"
     echo
     echo "| | tool | seconds | peer / ours | peak RSS MiB | CPU s | hash x |"
     echo "|---|---|---|---|---|---|---|"
-    local -A t
-    for tool in ours floor skopeo crane oras; do
-        repo=$HOST/$tool-$kind/$kind
-        RESET=fresh_registry
-        case $tool in
-            ours) measure "push $tool" "$E" --layout "$layout" push "$ref" "$repo:1" --plain-http --jobs "$JOBS" ;;
-            floor) measure "push $tool" bash -c "ls $layout/blobs/sha256 | xargs -P $JOBS -I{} bash -c 'loc=\$(curl -sf -D - -o /dev/null -X POST -H content-length:0 http://$HOST/v2/$tool-$kind/$kind/blobs/uploads/ | tr -d \\\\r | sed -n \"s/^[Ll]ocation: //p\"); curl -sf -o /dev/null -T $layout/blobs/sha256/{} \"\$loc&digest=sha256:{}\"'" ;;
-            skopeo) measure "push $tool" skopeo copy -q --dest-tls-verify=false "oci:$layout:$ref" "docker://$repo:1" ;;
-            crane) measure "push $tool" crane push --insecure "$layout" "$repo:1" ;;
-            oras) measure "push $tool" oras cp --no-tty --to-plain-http --from-oci-layout-path "$layout" "$ref" "$repo:1" ;;
-        esac
-        t[push-$tool]=$BEST
-        local hx=""; [ "$tool" = ours ] && hx=$(ratio "$CPU" "$sha")
-        echo "| push | $tool | $BEST | $(ratio "${BEST}" "${t[push-ours]}") | $RSS | $CPU | $hx |"
-    done
-    src=$HOST/ours-$kind/$kind:1
-    fresh_registry
-    "$E" --layout "$layout" push "$ref" "$src" --plain-http >/dev/null
-    for tool in ours floor skopeo crane oras; do
-        RESET="rm -rf $W/pulled"
-        case $tool in
-            ours) measure "pull $tool" "$E" --layout "$W/pulled" pull "$src" --plain-http --jobs "$JOBS" ;;
-            floor) measure "pull $tool" bash -c "mkdir -p $W/pulled && ls $layout/blobs/sha256 | xargs -P $JOBS -I{} curl -s -o $W/pulled/{} http://$HOST/v2/ours-$kind/$kind/blobs/sha256:{}" ;;
-            skopeo) measure "pull $tool" skopeo copy -q --src-tls-verify=false "docker://$src" "oci:$W/pulled:$kind" ;;
-            crane) measure "pull $tool" crane pull --insecure --format=oci "$src" "$W/pulled" ;;
-            oras) measure "pull $tool" oras cp --no-tty --from-plain-http "$src" --to-oci-layout-path "$W/pulled" "$kind" ;;
-        esac
-        t[pull-$tool]=$BEST
-        local hx=""; [ "$tool" = ours ] && hx=$(ratio "$CPU" "$sha")
-        echo "| pull | $tool | $BEST | $(ratio "${BEST}" "${t[pull-ours]}") | $RSS | $CPU | $hx |"
-    done
-    rm -rf "$W/pulled"
+    for tool in "${TOOLS[@]}"; do row push "$tool" "$sha"; done
+    for tool in "${TOOLS[@]}"; do row pull "$tool" "$sha"; done
     echo
     echo "verify (one hash of every byte): ${sha}s CPU."
     echo
