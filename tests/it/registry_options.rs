@@ -90,3 +90,46 @@ fn limit_rate_holds_push_and_pull_to_the_rate() {
     let err = s.fails(2, &["push", "disk:1", &dest, "--limit-rate", "0"]);
     assert!(err.contains("more than 0"), "{err}");
 }
+
+#[test]
+fn a_blob_damaged_here_fails_its_push_whole_or_in_chunks_and_says_to_verify() {
+    if !have_tool("docker-registry") {
+        return;
+    }
+    let s = Store::new();
+    let digest = s.add("disk:1", &[("disk.img", &bytes(1 << 20, 4))]);
+    let reg = Registry::start(&s);
+    // The layer is the largest blob: flip one byte of it, size unchanged.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.blob(&digest)).unwrap()).unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = s.blob(&layer);
+    let mut data = std::fs::read(&path).unwrap();
+    data[1000] ^= 1;
+    std::fs::write(&path, data).unwrap();
+    for (repo, chunk) in [("whole", "64MiB"), ("chunked", "256KiB")] {
+        let dest = format!("{}/{repo}/disk:1", reg.host);
+        let err = s.fails(
+            2,
+            &[
+                "push",
+                "disk:1",
+                &dest,
+                "--plain-http",
+                "--chunk-size",
+                chunk,
+            ],
+        );
+        assert!(
+            err.contains(&layer) && err.contains("run `epoch-store verify`"),
+            "{repo}: {err}"
+        );
+        // Nothing refers to it there: the tag was never put.
+        let back = Store::empty();
+        let out = back.fails(2, &["pull", &dest, "--plain-http"]);
+        assert!(out.contains("404"), "{repo}: {out}");
+    }
+}

@@ -2,8 +2,8 @@
 //! First the plan ([`plan_push`]): the documents, and a HEAD of each blob
 //! to learn which the registry lacks (all a `--dry-run` does). Then those
 //! blobs, several at once, each uploaded streamed from the store (its
-//! digest is known: no temp file, no second hash; the reader checks the
-//! bytes as they go); then the documents, children before the indexes
+//! digest is known: no temp file; the registry checks it as the upload
+//! closes); then the documents, children before the indexes
 //! that name them, the root last under its tag.
 
 use std::collections::{HashMap, HashSet};

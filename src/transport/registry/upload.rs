@@ -1,5 +1,8 @@
 //! One blob to a registry (the push has asked with HEAD that it is
-//! missing): one streamed PUT when it fits in a chunk, or PATCHes of
+//! missing), streamed from the store and not hashed on the way (the
+//! registry checks the digest when the upload closes, as the distribution
+//! spec requires; a 400 then says the layout's copy may be damaged): one
+//! PUT when it fits in a chunk, or PATCHes of
 //! `chunk` bytes in order (what a proxy with a body limit lets through;
 //! distribution 2.8 needs them in order) and a closing PUT. A chunk that
 //! fails on a dropped connection or 408/429/5xx is retried with backoff
@@ -229,6 +232,11 @@ impl<'a> Uploader<'a> {
             headers: vec![],
             body: Some(&mut empty),
         })?;
+        if let Err(e) = digest_refused(self.client, &put, &format!("closing the upload of {blob}"))
+        {
+            state.clear();
+            return Err(e);
+        }
         check_status(self.client, &put, &format!("closing the upload of {blob}"))?;
         state.clear();
         Ok(())
@@ -246,11 +254,10 @@ impl<'a> Uploader<'a> {
         }
     }
 
-    /// The whole blob in one PUT, streamed from the store and checked as
-    /// read.
+    /// The whole blob in one PUT, streamed from the store.
     fn put_whole(&self, desc: &Descriptor, location: &str) -> Result<()> {
         let mut make = || -> Result<(SendBody<'static>, u64)> {
-            let reader = self.meter.reader(self.layout.open_blob(desc)?);
+            let reader = self.meter.reader(self.layout.open_blob_file(desc)?);
             Ok((SendBody::from_owned_reader(reader), desc.size))
         };
         let put = self.client.send(&mut Call {
@@ -261,6 +268,7 @@ impl<'a> Uploader<'a> {
         })?;
         let what = format!("uploading blob {}", desc.digest);
         refused_as_too_large(self.client, &put, &what, desc.size)?;
+        digest_refused(self.client, &put, &what)?;
         check_status(self.client, &put, &what)
     }
 
@@ -363,6 +371,28 @@ fn status(client: &Client, location: &str) -> Result<(u64, String)> {
     let url =
         header(&resp, "location").map_or_else(|| location.to_string(), |l| client.absolute(&l));
     Ok((next, url))
+}
+
+/// 400 to the PUT that closes an upload: the registry found the bytes do
+/// not have the blob's digest (it must check, by the distribution spec;
+/// blobs are not hashed here on their way out, so that every byte is
+/// hashed once, there). An error of kind [`ErrorKind::Damaged`], not
+/// retried.
+fn digest_refused(
+    client: &Client,
+    resp: &ureq::http::Response<ureq::Body>,
+    what: &str,
+) -> Result<()> {
+    if resp.status() != StatusCode::BAD_REQUEST {
+        return Ok(());
+    }
+    Err(client.error(
+        ErrorKind::Damaged,
+        format!(
+            "{what}: the registry answered 400: the bytes sent do not have the blob's digest; \
+             the layout's copy may be damaged: run `epoch-store verify`"
+        ),
+    ))
 }
 
 /// 413: an error of kind [`ErrorKind::TooLarge`] naming the body's size.

@@ -16,8 +16,8 @@ use crate::{Ctx, EXIT_OK};
 ///
 /// Blobs the registry has are skipped (HEAD), blobs another repository of
 /// the registry got in this run are mounted from it; the others are
-/// uploaded, several at once, streamed from the store and checked as they
-/// are read; then the manifests, children before the indexes that name
+/// uploaded, several at once, streamed from the store (the registry checks
+/// each digest as its upload closes); then the manifests, children before the indexes that name
 /// them, the ref's last under DEST's tag (default: REF's tag). With
 /// --referrers, the layout's referrers of what was pushed (signatures,
 /// SBOMs) follow, by digest.
