@@ -5,10 +5,11 @@ use std::io::{self, Read};
 
 use crate::io::digest::{Digest, Hasher};
 
-/// Reads a blob while checking it: more bytes than expected fail at once,
-/// and at end of file the byte count and digest must match, or the final
-/// `read` returns an `InvalidData` error naming the blob. A consumer that
-/// reads to the end has therefore seen exactly the right bytes.
+/// Reads a blob while checking it: more bytes than expected fail at once;
+/// the `read` that brings the last byte checks the digest (and withholds
+/// those bytes on a mismatch), and end of file before the size is an
+/// error, each an `InvalidData` naming the blob. A consumer that reads the
+/// blob's size, or to the end, has therefore seen exactly the right bytes.
 #[derive(Debug)]
 pub struct BlobReader<R: Read = File> {
     file: R,
@@ -46,6 +47,27 @@ impl<R: Read> BlobReader<R> {
     }
 }
 
+impl<R: Read> BlobReader<R> {
+    /// The hash so far against the digest: an error naming the blob if
+    /// they differ (checked once).
+    fn check(&mut self) -> io::Result<()> {
+        let Some(h) = self.hasher.take() else {
+            return Ok(());
+        };
+        let found = h.finish();
+        if found != self.digest {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "blob {} is damaged: its content hashes to {found}",
+                    self.digest
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl<R: Read> Read for BlobReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.file.read(buf)?;
@@ -63,30 +85,71 @@ impl<R: Read> Read for BlobReader<R> {
             if let Some(h) = &mut self.hasher {
                 h.update(&buf[..n]);
             }
+            // The last byte: checked now, for consumers that stop at the
+            // size (an HTTP body of known length) and never see the end;
+            // on a mismatch the last bytes are not handed out.
+            if self.read == self.size {
+                self.check()?;
+            }
             return Ok(n);
         }
-        // End of file: check once.
-        if let Some(h) = self.hasher.take() {
-            if self.read != self.size {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "blob {} ended after {} of {} bytes",
-                        self.digest, self.read, self.size
-                    ),
-                ));
-            }
-            let found = h.finish();
-            if found != self.digest {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "blob {} is damaged: its content hashes to {found}",
-                        self.digest
-                    ),
-                ));
-            }
+        // End of file: short, or an empty blob.
+        if self.hasher.is_some() && self.read != self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "blob {} ended after {} of {} bytes",
+                    self.digest, self.read, self.size
+                ),
+            ));
         }
+        self.check()?;
         Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::digest::Algorithm;
+
+    fn reader(data: &[u8], of: &[u8]) -> BlobReader<&'static [u8]> {
+        let data: &'static [u8] = Box::leak(data.to_vec().into_boxed_slice());
+        BlobReader::new(
+            data,
+            Digest::of_bytes(Algorithm::Sha256, of),
+            of.len() as u64,
+        )
+    }
+
+    #[test]
+    fn a_consumer_that_stops_at_the_size_still_gets_the_check() {
+        let good = b"exactly these bytes";
+        let mut bad = good.to_vec();
+        bad[3] ^= 1;
+        let mut out = Vec::new();
+        // Reading just the size (as an HTTP body of known length does).
+        let n = (&mut reader(good, good))
+            .take(good.len() as u64)
+            .read_to_end(&mut out);
+        assert_eq!(n.unwrap(), good.len());
+        let err = (&mut reader(&bad, good))
+            .take(good.len() as u64)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("is damaged"), "{err}");
+        // Short, long and empty.
+        let err = reader(&good[..5], good)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("ended after 5"), "{err}");
+        let mut long = good.to_vec();
+        long.push(b'!');
+        let err = reader(&long, good)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("longer"), "{err}");
+        assert_eq!(reader(b"", b"").read_to_end(&mut Vec::new()).unwrap(), 0);
+        assert!(reader(b"", b"x").read_to_end(&mut Vec::new()).is_err());
     }
 }
