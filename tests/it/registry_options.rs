@@ -133,3 +133,43 @@ fn a_blob_damaged_here_fails_its_push_whole_or_in_chunks_and_says_to_verify() {
         assert!(out.contains("404"), "{repo}: {out}");
     }
 }
+
+#[test]
+fn one_pull_takes_several_sources_each_tagged_as_its_repository() {
+    if !have_tool("docker-registry") {
+        return;
+    }
+    let s = Store::new();
+    s.add("a:1", &[("a.img", &bytes(10 << 10, 5))]);
+    s.add("b:2", &[("b.img", &bytes(10 << 10, 6))]);
+    let reg = Registry::start(&s);
+    s.ok(&[
+        "push",
+        "--all",
+        &format!("{}/site", reg.host),
+        "--plain-http",
+    ]);
+    let (a, b) = (
+        format!("{}/site/a:1", reg.host),
+        format!("{}/site/b:2", reg.host),
+    );
+    let back = Store::empty();
+    let out = back.json(&["pull", &a, &b, "--plain-http"]);
+    let rows = out["pulled"].as_array().expect("a row per source");
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[1]["ref"], "site/b:2", "{out}");
+    let refs: Vec<String> = back
+        .json(&["ls"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ref"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        refs.contains(&"site/a:1".into()) && refs.contains(&"site/b:2".into()),
+        "{refs:?}"
+    );
+    back.ok(&["verify"]);
+    let err = back.fails(2, &["pull", &a, &b, "--plain-http", "--ref", "x:1"]);
+    assert!(err.contains("one SRC"), "{err}");
+}

@@ -11,7 +11,7 @@ use crate::output::{duration, rate, size};
 use crate::remote::{RemoteArgs, parse_reference};
 use crate::{Ctx, EXIT_OK};
 
-/// Pull an image, index or artifact from an OCI registry into the layout.
+/// Pull images, indexes or artifacts from an OCI registry into the layout.
 ///
 /// The manifest (or index, followed to every image) and every blob it
 /// reaches are fetched, several at once, each verified while it is written
@@ -24,15 +24,18 @@ use crate::{Ctx, EXIT_OK};
     epoch-store pull registry.internal:5000/vms/sre-bot:v1\n  \
     epoch-store pull 127.0.0.1:5000/library/alpine:3.20 --plain-http --ref alpine:3.20\n  \
     epoch-store pull registry.internal/library/debian:12 --platform linux/arm64 --platform linux/amd64\n  \
-    epoch-store pull registry.internal:5000/vms/sre-bot:v1 --referrers\n\n\
+    epoch-store pull registry.internal:5000/vms/sre-bot:v1 --referrers\n  \
+    epoch-store pull registry.internal:5000/vms/a:1 registry.internal:5000/vms/b:1 --dry-run\n\n\
 Exit codes: 0 pulled, 2 error (unreachable, refused, a wrong digest or size):\n\
-nothing is tagged then, and the same command finishes the pull.")]
+what failed is not tagged (the sources before it are), and the same command\n\
+finishes the pull.")]
 pub struct Args {
-    /// What to pull: HOST[:PORT]/REPO[:TAG|@DIGEST].
-    #[arg(value_name = "SRC", value_parser = parse_reference)]
-    source: Reference,
+    /// What to pull: HOST[:PORT]/REPO[:TAG|@DIGEST], one or more (pulled
+    /// in turn, each tagged once it is whole).
+    #[arg(value_name = "SRC", value_parser = parse_reference, num_args = 1.., required = true)]
+    sources: Vec<Reference>,
     /// The local ref to tag it as (default: REPO:TAG; by digest only:
-    /// untagged).
+    /// untagged); with one SRC only.
     #[arg(long = "ref", value_name = "REF")]
     ref_name: Option<String>,
     /// Move the ref if it names something else already.
@@ -54,19 +57,68 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
-    let ref_name = match (&a.ref_name, &a.source.tag, &a.source.digest) {
-        (Some(r), _, _) => Some(r.clone()),
-        (None, Some(t), _) => Some(format!("{}:{t}", a.source.repository)),
-        (None, None, Some(_)) => None,
-        (None, None, None) => Some(format!("{}:latest", a.source.repository)),
-    };
-    let ref_name = ref_name
-        .map(|r| epoch_store::RefName::new(r.as_str()))
-        .transpose()?;
+    if a.ref_name.is_some() && a.sources.len() > 1 {
+        anyhow::bail!(
+            "--ref names one pull: give one SRC with it (the others are tagged REPO:TAG)"
+        );
+    }
+    let hosts: std::collections::BTreeSet<&str> =
+        a.sources.iter().map(|s| s.host.as_str()).collect();
+    if hosts.len() > 1 && a.remote.connect.username.is_some() {
+        anyhow::bail!(
+            "--password-stdin gives one registry's password: pull from one registry at a time with it"
+        );
+    }
     let layout = ctx.open_or_create("pull")?;
-    let client = Client::new(&a.source, &a.remote.options(&a.source.host)?)?;
+    let meter = a.remote.meter(ctx.quiet || ctx.json);
+    let options = PullOptions::new(a.remote.jobs as usize, meter);
     let started = Instant::now();
-    let plan = registry::plan_pull(&layout, &client, &a.source, &a.platform)?;
+    let mut connect = std::collections::BTreeMap::new();
+    let mut rows = Vec::new();
+    for source in &a.sources {
+        if !connect.contains_key(&source.host) {
+            connect.insert(source.host.clone(), a.remote.options(&source.host)?);
+        }
+        let client = Client::new(source, &connect[&source.host])?;
+        rows.push(pull_one(ctx, &a, &layout, &client, source, &options)?);
+    }
+    if ctx.json {
+        let seconds = serde_json::json!(started.elapsed().as_secs_f64());
+        let v = if let [one] = rows.as_mut_slice() {
+            one["seconds"] = seconds;
+            one.take()
+        } else {
+            serde_json::json!({ "pulled": rows, "seconds": seconds })
+        };
+        crate::output::json(&v)?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// The local ref `source` is tagged as.
+fn ref_for(a: &Args, source: &Reference) -> anyhow::Result<Option<RefName>> {
+    let name = match (&a.ref_name, &source.tag, &source.digest) {
+        (Some(r), _, _) => Some(r.clone()),
+        (None, Some(t), _) => Some(format!("{}:{t}", source.repository)),
+        (None, None, Some(_)) => None,
+        (None, None, None) => Some(format!("{}:latest", source.repository)),
+    };
+    Ok(name.map(|r| RefName::new(r.as_str())).transpose()?)
+}
+
+/// Pulls (or with --dry-run, plans) one source; its JSON row, having said
+/// it on stdout unless --json.
+fn pull_one(
+    ctx: &Ctx,
+    a: &Args,
+    layout: &epoch_store::Layout,
+    client: &Client,
+    source: &Reference,
+    options: &PullOptions,
+) -> anyhow::Result<serde_json::Value> {
+    let ref_name = ref_for(a, source)?;
+    let started = Instant::now();
+    let plan = registry::plan_pull(layout, client, source, &a.platform)?;
     if !a.force
         && let Some(r) = &ref_name
         && let Some(old) = layout.read_index()?.find(r.as_str())?
@@ -80,17 +132,13 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
         );
     }
     if a.remote.dry_run {
-        return dry_run(ctx, &a, ref_name.as_ref(), &plan);
+        return dry_run(ctx, source, ref_name.as_ref(), &plan);
     }
-    let writer = ctx.writer(&layout)?;
-    let options = PullOptions::new(
-        a.remote.jobs as usize,
-        a.remote.meter(ctx.quiet || ctx.json),
-    );
-    let report = registry::pull(&writer, &client, &plan, &options)?;
+    let writer = ctx.writer(layout)?;
+    let report = registry::pull(&writer, client, &plan, options)?;
     let referrers = a
         .referrers
-        .then(|| registry::pull_referrers(&writer, &client, &a.source, &report.root, &options))
+        .then(|| registry::pull_referrers(&writer, client, source, &report.root, options))
         .transpose()?;
     writer.update_index(|index| {
         for entry in referrers.iter().flat_map(|r| &r.entries) {
@@ -106,7 +154,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     })?;
     show(
         ctx,
-        &a,
+        source,
         ref_name.as_ref(),
         &report,
         referrers.as_ref(),
@@ -114,41 +162,41 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     )
 }
 
-/// What was pulled, as JSON or a line (and one more for the referrers).
+/// What was pulled: said as a line (and one more for the referrers)
+/// unless --json; its JSON row.
 fn show(
     ctx: &Ctx,
-    a: &Args,
+    source: &Reference,
     ref_name: Option<&RefName>,
     report: &PullReport,
     referrers: Option<&ReferrersPulled>,
     elapsed: Duration,
-) -> anyhow::Result<u8> {
+) -> anyhow::Result<serde_json::Value> {
     let shown = ref_name.map_or("(untagged)", |r| r.as_str());
+    let mut v = serde_json::json!({
+        "from": source.to_string(),
+        "ref": ref_name.map(|r| r.as_str()),
+        "digest": report.root.digest,
+        "documents": report.documents,
+        "blobs": report.blobs,
+        "blobsSkipped": report.blobs_skipped,
+        "bytes": report.bytes,
+        "retries": report.retries,
+        "resumedBytes": report.resumed_bytes,
+        "resumedBlobs": report.resumed_blobs,
+    });
+    if let Some(r) = referrers {
+        v["referrers"] = serde_json::json!(r.entries.len());
+        v["referrerDocuments"] = serde_json::json!(r.documents);
+        v["referrerBlobs"] = serde_json::json!(r.blobs);
+        v["fallbackTags"] = serde_json::json!(r.fallback_tags);
+    }
     if ctx.json {
-        let mut v = serde_json::json!({
-            "from": a.source.to_string(),
-            "ref": ref_name.map(|r| r.as_str()),
-            "digest": report.root.digest,
-            "documents": report.documents,
-            "blobs": report.blobs,
-            "blobsSkipped": report.blobs_skipped,
-            "bytes": report.bytes,
-            "retries": report.retries,
-            "resumedBytes": report.resumed_bytes,
-            "resumedBlobs": report.resumed_blobs,
-            "seconds": elapsed.as_secs_f64(),
-        });
-        if let Some(r) = referrers {
-            v["referrers"] = serde_json::json!(r.entries.len());
-            v["referrerDocuments"] = serde_json::json!(r.documents);
-            v["referrerBlobs"] = serde_json::json!(r.blobs);
-            v["fallbackTags"] = serde_json::json!(r.fallback_tags);
-        }
-        return crate::output::json(&v).map(|()| EXIT_OK);
+        return Ok(v);
     }
     ctx.say(format_args!(
         "Pulled {} as {} ({}): {} blob{} fetched ({}), {} already here, {} document{} in {} ({})",
-        a.source,
+        source,
         shown,
         report.root.digest,
         report.blobs,
@@ -176,41 +224,39 @@ fn show(
             }
         ))?;
     }
-    Ok(EXIT_OK)
+    Ok(v)
 }
 
-/// `--dry-run`: what the pull would fetch.
+/// `--dry-run`: what the pull of `source` would fetch; its JSON row.
 fn dry_run(
     ctx: &Ctx,
-    a: &Args,
-    ref_name: Option<&epoch_store::RefName>,
+    source: &Reference,
+    ref_name: Option<&RefName>,
     plan: &PullPlan,
-) -> anyhow::Result<u8> {
+) -> anyhow::Result<serde_json::Value> {
     let (blobs, bytes) = plan.to_fetch();
-    if ctx.json {
-        crate::output::json(&serde_json::json!({
-            "dryRun": true,
-            "from": a.source.to_string(),
-            "ref": ref_name.map(|r| r.as_str()),
-            "digest": plan.root().digest,
-            "documents": plan.documents(),
-            "blobs": blobs,
-            "blobsSkipped": plan.there(),
-            "bytes": bytes,
-        }))?;
-        return Ok(EXIT_OK);
+    if !ctx.json {
+        ctx.answer(format_args!(
+            "Would pull {} as {} ({}): {} blob{} to fetch ({}), {} already here, {} document{}",
+            source,
+            ref_name.map_or("(untagged)", |r| r.as_str()),
+            plan.root().digest,
+            blobs,
+            if blobs == 1 { "" } else { "s" },
+            size(bytes),
+            plan.there(),
+            plan.documents(),
+            if plan.documents() == 1 { "" } else { "s" },
+        ))?;
     }
-    ctx.answer(format_args!(
-        "Would pull {} as {} ({}): {} blob{} to fetch ({}), {} already here, {} document{}",
-        a.source,
-        ref_name.map_or("(untagged)", |r| r.as_str()),
-        plan.root().digest,
-        blobs,
-        if blobs == 1 { "" } else { "s" },
-        size(bytes),
-        plan.there(),
-        plan.documents(),
-        if plan.documents() == 1 { "" } else { "s" },
-    ))?;
-    Ok(EXIT_OK)
+    Ok(serde_json::json!({
+        "dryRun": true,
+        "from": source.to_string(),
+        "ref": ref_name.map(|r| r.as_str()),
+        "digest": plan.root().digest,
+        "documents": plan.documents(),
+        "blobs": blobs,
+        "blobsSkipped": plan.there(),
+        "bytes": bytes,
+    }))
 }
