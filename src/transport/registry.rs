@@ -8,6 +8,7 @@
 pub mod auth_file;
 pub mod client;
 mod fetch;
+mod known;
 pub mod loader;
 pub mod pull;
 pub mod push;
@@ -18,9 +19,10 @@ mod upload;
 mod upload_state;
 
 pub use client::{Client, ClientOptions, Credentials};
+pub use known::KnownBlobs;
 pub use loader::RegistryLoader;
 pub use pull::{PullOptions, PullPlan, PullReport, plan_pull, pull};
-pub use push::{KnownBlobs, PushOptions, PushPlan, PushReport, plan_push, push};
+pub use push::{PushOptions, PushPlan, PushReport, plan_push, push};
 pub use reference::Reference;
 pub use referrers::{ReferrersPulled, ReferrersPushed, pull_referrers, push_referrers};
 pub use tls::TlsOptions;

@@ -173,3 +173,40 @@ fn one_pull_takes_several_sources_each_tagged_as_its_repository() {
     let err = back.fails(2, &["pull", &a, &b, "--plain-http", "--ref", "x:1"]);
     assert!(err.contains("one SRC"), "{err}");
 }
+
+#[test]
+fn a_later_push_to_another_repository_mounts_what_an_earlier_run_sent() {
+    if !have_tool("docker-registry") {
+        return;
+    }
+    let s = Store::new();
+    s.add(
+        "disks:1",
+        &[
+            ("a.img", &bytes(200 << 10, 7)),
+            ("b.img", &bytes(100 << 10, 8)),
+        ],
+    );
+    let reg = Registry::start(&s);
+    let first = s.json(&[
+        "push",
+        "disks:1",
+        &format!("{}/one/disks:1", reg.host),
+        "--plain-http",
+    ]);
+    assert_eq!(first["blobs"], 3, "{first}");
+    let second = s.json(&[
+        "push",
+        "disks:1",
+        &format!("{}/two/disks:1", reg.host),
+        "--plain-http",
+    ]);
+    assert_eq!(
+        (&second["blobs"], &second["blobsMounted"]),
+        (&0.into(), &3.into()),
+        "{second}"
+    );
+    let back = Store::empty();
+    back.ok(&["pull", &format!("{}/two/disks:1", reg.host), "--plain-http"]);
+    back.ok(&["verify"]);
+}

@@ -7,13 +7,14 @@
 //! that name them, the root last under its tag.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use ureq::SendBody;
 use ureq::http::StatusCode;
 
 use super::client::{Call, Client, check_status, header};
+use super::known::KnownBlobs;
 use super::reference::Reference;
 use super::upload::Uploader;
 use crate::error::Result;
@@ -74,29 +75,6 @@ impl PushOptions {
     pub fn with_meter(mut self, meter: Arc<Meter>) -> PushOptions {
         self.meter = meter;
         self
-    }
-}
-
-/// Blobs known to be in some repository of one registry (pushed, or found
-/// there), for cross-repository mounts across the pushes of one run.
-#[derive(Debug, Default)]
-pub struct KnownBlobs(Mutex<HashMap<Digest, String>>);
-
-impl KnownBlobs {
-    pub(crate) fn repository_of(&self, digest: &Digest) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(digest)
-            .cloned()
-    }
-
-    pub(crate) fn add(&self, digest: &Digest, repository: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(digest.clone())
-            .or_insert_with(|| repository.to_string());
     }
 }
 

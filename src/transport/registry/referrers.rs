@@ -24,8 +24,9 @@ use serde_json::{Map, Value};
 use ureq::http::StatusCode;
 
 use super::client::{Call, Client, check_status, header};
+use super::known::KnownBlobs;
 use super::pull::{PullOptions, fetch_manifest, plan_pull, pull};
-use super::push::{KnownBlobs, PushOptions, PushReport, plan_push, push, put_manifest};
+use super::push::{PushOptions, PushReport, plan_push, push, put_manifest};
 use super::reference::Reference;
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::digest::{Algorithm, Digest};

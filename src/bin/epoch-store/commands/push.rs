@@ -67,10 +67,10 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
     let options = PushOptions::new(a.remote.jobs as usize, a.chunk_size)
         .with_meter(a.remote.meter(ctx.quiet || ctx.json));
     let client_options = a.remote.options(&jobs[0].2.host)?;
-    let known = KnownBlobs::default();
+    let known = KnownBlobs::in_layout(&layout, &jobs[0].2.host);
     let started = Instant::now();
     let mut rows = Vec::new();
-    for (source, root, dest) in &jobs {
+    let pushed = jobs.iter().try_for_each(|(source, root, dest)| {
         let client = Client::new(dest, &client_options)?;
         let plan = registry::plan_push(&layout, root, &client, options.jobs)?;
         let row = if a.remote.dry_run {
@@ -90,7 +90,14 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<u8> {
             pushed_row(source, dest, root, &report, referrers.as_ref())
         };
         rows.push(row);
+        anyhow::Ok(())
+    });
+    // What the registry holds now, for the mounts of the next push (also
+    // after a failure: what went up stays there).
+    if !a.remote.dry_run {
+        known.save();
     }
+    pushed?;
     if ctx.json {
         let seconds = started.elapsed().as_secs_f64();
         let mut v = if a.all {
