@@ -82,6 +82,24 @@ impl Drop for Registry {
     }
 }
 
+/// Forgets which blobs the registries have (the hint of cross-run mounts),
+/// so that the next push of `st` sends its blobs again.
+pub(crate) fn forget_registry_blobs(st: &Store) {
+    let Ok(dir) = std::fs::read_dir(st.layout.join(".epoch-store")) else {
+        return;
+    };
+    for e in dir {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("registry-blobs-")
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+}
+
 /// Runs `cmd` with `input` and a newline on its stdin; its output.
 fn with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
     use std::io::Write;

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::registry::Registry;
+use crate::registry::{Registry, forget_registry_blobs};
 use crate::util::{Store, have_tool};
 
 /// nginx on 127.0.0.1 proxying to `upstream` with a body limit; stopped
@@ -90,6 +90,10 @@ fn a_512_mib_blob_pushes_through_a_proxy_with_a_100m_body_limit() {
         "--plain-http",
     ]);
     assert_eq!(out["blobs"], 2, "{out}");
+    // Each push below sends the blobs again (no mount from what the last
+    // one sent).
+    let forget = || forget_registry_blobs(&s);
+    forget();
     // A chunk over the limit meets 413 and is halved until it passes.
     let out = s.json(&[
         "push",
@@ -102,6 +106,7 @@ fn a_512_mib_blob_pushes_through_a_proxy_with_a_100m_body_limit() {
     assert_eq!(out["blobs"], 2, "{out}");
     // A blob over the limit sent whole is met with 413 too, and goes in
     // chunks under it instead.
+    forget();
     let out = s.json(&[
         "push",
         "big:1",
@@ -113,6 +118,7 @@ fn a_512_mib_blob_pushes_through_a_proxy_with_a_100m_body_limit() {
     assert_eq!(out["blobs"], 2, "{out}");
     // Where the limit is under the smallest chunk, the error says what to do.
     let tight = Nginx::start(&s, &reg.host, "512k");
+    forget();
     let err = s.fails(
         2,
         &[
