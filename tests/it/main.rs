@@ -28,6 +28,7 @@ mod os_image;
 mod platforms;
 mod referrers;
 mod registry;
+mod registry_interop;
 mod registry_options;
 mod registry_peers;
 mod registry_proxy;
