@@ -7,6 +7,7 @@ mod cli;
 mod cocoon_oracle;
 mod cocoon_pack;
 mod cocoon_pull;
+mod cocoon_registry;
 mod concurrency;
 mod copy_range;
 mod crash;
