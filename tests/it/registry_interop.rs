@@ -253,13 +253,17 @@ fn every_kind_we_push_skopeo_crane_and_oras_read_byte_identically() {
         assert_eq!(sha256(raw.as_bytes()), digest, "{r}: oras manifest fetch");
         let m: Value = serde_json::from_str(&raw).unwrap();
         if let Some(config) = m["config"]["digest"].as_str() {
-            let blob = sh(peer(s, "crane").args([
-                "blob",
-                "--insecure",
-                &format!("{}/{repo}@{config}", reg.host),
-            ]));
+            let blob = peer(s, "crane")
+                .args([
+                    "blob",
+                    "--insecure",
+                    &format!("{}/{repo}@{config}", reg.host),
+                ])
+                .output()
+                .unwrap();
+            assert!(blob.status.success(), "{r}: crane blob: {blob:?}");
             assert_eq!(
-                sha256(blob.as_bytes()),
+                sha256(&blob.stdout),
                 config,
                 "{r}: crane blob of the config"
             );
