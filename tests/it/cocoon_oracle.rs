@@ -16,10 +16,10 @@ use crate::util::{Store, bytes, have_tool, peer_unavailable, sh};
 use serde_json::{Value, json};
 
 /// The built oracles and a private cocoon root.
-struct Cocoon {
+pub(crate) struct Cocoon {
     oracle: PathBuf,
     cli: PathBuf,
-    home: tempfile::TempDir,
+    pub(crate) home: tempfile::TempDir,
 }
 
 fn tools_bin() -> PathBuf {
@@ -33,7 +33,7 @@ fn tools_bin() -> PathBuf {
 }
 
 /// The oracles, or `None` (with the reason recorded) where they are not built.
-fn cocoon() -> Option<Cocoon> {
+pub(crate) fn cocoon() -> Option<Cocoon> {
     let bin = tools_bin();
     let (oracle, cli) = (bin.join("oracle-cocoon"), bin.join("cocoon"));
     if !oracle.is_file() || !cli.is_file() {
@@ -53,14 +53,14 @@ fn cocoon() -> Option<Cocoon> {
 }
 
 impl Cocoon {
-    fn oracle(&self, args: &[&str]) -> Output {
+    pub(crate) fn oracle(&self, args: &[&str]) -> Output {
         Command::new(&self.oracle)
             .args(args)
             .output()
             .expect("run oracle-cocoon")
     }
 
-    fn oracle_ok(&self, args: &[&str]) -> Vec<u8> {
+    pub(crate) fn oracle_ok(&self, args: &[&str]) -> Vec<u8> {
         let out = self.oracle(args);
         assert!(
             out.status.success(),
@@ -71,7 +71,7 @@ impl Cocoon {
     }
 
     /// `cocoon --root-dir ... ARGS`, in the private root.
-    fn cli(&self, args: &[&str]) -> Command {
+    pub(crate) fn cli(&self, args: &[&str]) -> Command {
         let h = self.home.path();
         let mut c = Command::new(&self.cli);
         c.arg("--root-dir").arg(h.join("root"));
@@ -83,14 +83,14 @@ impl Cocoon {
 
     /// cocoon-common's `snapshot.Stream` of `r` into `cocoon snapshot import
     /// --name NAME`; the directory cocoon keeps the files in.
-    fn stream_into_cocoon(&self, layout: &Path, r: &str, name: &str) -> PathBuf {
+    pub(crate) fn stream_into_cocoon(&self, layout: &Path, r: &str, name: &str) -> PathBuf {
         let tar = self.home.path().join(format!("{name}.tar"));
         std::fs::write(&tar, self.oracle_ok(&["stream", &path(layout), r])).unwrap();
         self.import(&tar, name)
     }
 
     /// `cocoon snapshot import TAR --name NAME`; the directory of its files.
-    fn import(&self, tar: &Path, name: &str) -> PathBuf {
+    pub(crate) fn import(&self, tar: &Path, name: &str) -> PathBuf {
         sh(&mut self.cli(&["snapshot", "import", &path(tar), "--name", name]));
         let info: serde_json::Value =
             serde_json::from_str(&sh(&mut self.cli(&["snapshot", "inspect", name]))).unwrap();
@@ -101,14 +101,14 @@ impl Cocoon {
     }
 
     /// `cocoon snapshot export NAME -o FILE`.
-    fn export(&self, name: &str) -> PathBuf {
+    pub(crate) fn export(&self, name: &str) -> PathBuf {
         let tar = self.home.path().join(format!("{name}.export.tar"));
         sh(&mut self.cli(&["snapshot", "export", name, "-o", &path(&tar)]));
         tar
     }
 }
 
-fn path(p: &Path) -> String {
+pub(crate) fn path(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
@@ -136,7 +136,7 @@ fn data_ranges(p: &Path) -> Vec<(u64, u64)> {
 /// `got` has exactly the files of `want`: same names, bytes and modes, and
 /// every hole of the original is still a hole (no range is allocated that
 /// was not). Extent-tree blocks do not count, unlike `st_blocks`.
-fn assert_same_tree(want: &Path, got: &Path) {
+pub(crate) fn assert_same_tree(want: &Path, got: &Path) {
     let names = |d: &Path| {
         let mut v: Vec<_> = std::fs::read_dir(d)
             .unwrap()
@@ -194,7 +194,7 @@ fn assert_envelope_matches(c: &Cocoon, s: &Store, r: &str, tar: &[u8]) {
 /// chunks, a memory file of 3000 extents, a file that is all hole (cocoon's
 /// export writes its sparse map as `null`), an empty file, a small file and
 /// CH's config.json.
-fn shapes(s: &Store) -> PathBuf {
+pub(crate) fn shapes(s: &Store) -> PathBuf {
     let dir = s.path("snap");
     std::fs::create_dir(&dir).unwrap();
     if have_tool("qemu-img") {
@@ -234,7 +234,7 @@ fn shapes(s: &Store) -> PathBuf {
 }
 
 /// The pack forms we write, as `pack snapshot` arguments.
-const FORMS: &[(&str, &[&str])] = &[
+pub(crate) const FORMS: &[(&str, &[&str])] = &[
     ("v1", &["--format", "v1"]),
     ("v2", &[]),
     ("v2-chunked", &["--chunk-size", "1MiB"]),
@@ -312,7 +312,7 @@ fn our_export_tar_imports_into_cocoon_and_its_export_comes_back_identical() {
 }
 
 /// cocoon-common's Pusher knobs: (name, flags after the tar).
-const PUSHES: &[(&str, &[&str])] = &[
+pub(crate) const PUSHES: &[(&str, &[&str])] = &[
     ("v1", &[]),
     ("chunk1", &["-chunk", "1"]),
     ("zstd1", &["-zstd", "1"]),
@@ -459,7 +459,7 @@ fn cocoon_common_classifies_every_artifact_we_write_as_we_do() {
 }
 
 /// A qcow2 with data in two places, made by qemu-img.
-fn qcow2(s: &Store, name: &str) -> PathBuf {
+pub(crate) fn qcow2(s: &Store, name: &str) -> PathBuf {
     let p = s.path(name);
     sh(Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2"])

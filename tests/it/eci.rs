@@ -16,7 +16,7 @@ use crate::util::{OCI_MANIFEST, Store, bytes, desc, manifest_bytes, sha256};
 
 /// `oracle-go` as `.ci/run` builds it. It is always built in CI, so a
 /// missing one fails the test.
-fn oracle_go() -> PathBuf {
+pub(crate) fn oracle_go() -> PathBuf {
     let tools = std::env::var_os("EPOCH_STORE_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -33,7 +33,7 @@ fn oracle_go() -> PathBuf {
 }
 
 /// Runs `oracle-go ARGS`, asserting success; stdout.
-fn go(args: &[&str]) -> String {
+pub(crate) fn go(args: &[&str]) -> String {
     let out = Command::new(oracle_go()).args(args).output().unwrap();
     assert!(
         out.status.success(),
@@ -44,12 +44,12 @@ fn go(args: &[&str]) -> String {
 }
 
 /// The files of a test ECI, in a directory of the store's temp dir.
-struct Files {
-    dir: PathBuf,
+pub(crate) struct Files {
+    pub(crate) dir: PathBuf,
 }
 
 impl Files {
-    fn new(s: &Store) -> Files {
+    pub(crate) fn new(s: &Store) -> Files {
         let dir = s.path("in");
         std::fs::create_dir_all(&dir).unwrap();
         for (name, data) in [
@@ -71,7 +71,7 @@ impl Files {
     }
 
     /// Our `pack eci` options (or lf-edge's: the same flags) for all files.
-    fn args(&self, config: bool) -> Vec<String> {
+    pub(crate) fn args(&self, config: bool) -> Vec<String> {
         let mut a = vec![
             "--kernel".into(),
             self.p("vmlinuz"),
@@ -93,7 +93,7 @@ impl Files {
     }
 
     /// What an unpack must write: file name -> the original's bytes.
-    fn expected(&self, config: bool) -> Vec<(&'static str, Vec<u8>)> {
+    pub(crate) fn expected(&self, config: bool) -> Vec<(&'static str, Vec<u8>)> {
         let mut e = vec![
             ("kernel", "vmlinuz"),
             ("initrd", "initrd.img"),
@@ -115,7 +115,7 @@ impl Files {
 }
 
 /// Packs `files` under `r` in `format`; the JSON report.
-fn pack(s: &Store, files: &Files, r: &str, format: &str, config: bool) -> Value {
+pub(crate) fn pack(s: &Store, files: &Files, r: &str, format: &str, config: bool) -> Value {
     let mut a = vec![
         "pack",
         "eci",
@@ -132,7 +132,7 @@ fn pack(s: &Store, files: &Files, r: &str, format: &str, config: bool) -> Value 
 }
 
 /// The regular files in `dir`, sorted, with contents.
-fn dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -145,7 +145,7 @@ fn dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn same_files(got: Vec<(String, Vec<u8>)>, want: Vec<(&str, Vec<u8>)>, ctx: &str) {
+pub(crate) fn same_files(got: Vec<(String, Vec<u8>)>, want: Vec<(&str, Vec<u8>)>, ctx: &str) {
     let got_names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
     let want_names: Vec<&str> = want.iter().map(|(n, _)| *n).collect();
     assert_eq!(got_names, want_names, "{ctx}");

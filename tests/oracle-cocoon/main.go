@@ -8,6 +8,15 @@
 //	classify LAYOUT REF               manifest.Classify: the kind cocoon-common gives the ref's manifest
 //	config   LAYOUT REF               snapshot.FetchSnapshotConfig + snapshot.MarshalEnvelope: the envelope it would write
 //
+// The same three over a registry instead of a layout, through cocoon-common's
+// own registry client (oci.NewOCIRegistry: go-containerregistry's remote
+// package, authn.DefaultKeychain; plain HTTP for 127.0.0.1 and localhost, as
+// go-containerregistry decides), see registry.go:
+//
+//	push-registry     HOST/REPO:TAG TAR [knobs]
+//	stream-registry   HOST/REPO:TAG [LOCALNAME]
+//	cloudimg-registry HOST/REPO:TAG
+//
 // push takes the v2 knobs of snapshot.PushOptions as flags after TAR:
 // -zstd LEVEL, -chunk MIB, -concurrency N, -budget MIB.
 package main
@@ -27,6 +36,13 @@ import (
 )
 
 func main() {
+	if handled, err := registryRun(os.Args[1:]); handled {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "oracle-cocoon %s: %v\n", os.Args[1], err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 4 {
 		fmt.Fprintln(os.Stderr, "usage: oracle-cocoon stream|push|cloudimg|classify|config LAYOUT REF ...")
 		os.Exit(2)
@@ -39,7 +55,7 @@ func main() {
 	case "push":
 		err = push(l, ref, rest)
 	case "cloudimg":
-		err = cloudImage(l, ref)
+		err = cloudImage(l, "", ref)
 	case "classify":
 		err = classify(l, ref)
 	case "config":
@@ -65,7 +81,7 @@ func splitRef(ref string) (name, tag string) {
 
 // stream calls snapshot.Stream, which follows an index to its linux/amd64
 // child, validates the layers (fail closed) and writes the import tar.
-func stream(l layout, ref string, rest []string) error {
+func stream(l snapshot.Downloader, ref string, rest []string) error {
 	name, tag := splitRef(ref)
 	raw, _, err := l.GetManifest(context.Background(), name, tag)
 	if err != nil {
@@ -94,7 +110,7 @@ func (t tarRunner) Export(context.Context, string) (io.ReadCloser, func() error,
 }
 
 // push calls snapshot.Pusher.Push with the layout as its Uploader.
-func push(l layout, ref string, rest []string) error {
+func push(l snapshot.Uploader, ref string, rest []string) error {
 	if len(rest) < 1 {
 		return fmt.Errorf("push needs TAR")
 	}
@@ -119,9 +135,15 @@ func push(l layout, ref string, rest []string) error {
 	return nil
 }
 
-// cloudImage calls cloudimg.Stream.
-func cloudImage(l layout, ref string) error {
-	raw, _, err := l.GetManifest(context.Background(), "", ref)
+// imageSource is what cloudimg.Stream reads from: the manifest, then blobs.
+type imageSource interface {
+	GetManifest(ctx context.Context, name, tag string) ([]byte, string, error)
+	cloudimg.BlobReader
+}
+
+// cloudImage calls cloudimg.Stream on the manifest GetManifest(name, tag) gives.
+func cloudImage(l imageSource, name, tag string) error {
+	raw, _, err := l.GetManifest(context.Background(), name, tag)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,13 @@ package main
 //	                       Kernel, Initrd, Root and DISKS Disks writers are OUTDIR/kernel,
 //	                       initrd, root, disk-N (each created at its first byte); prints
 //	                       the Artifact Pull returns as JSON
+//	eci-push-registry HOST/REPO:TAG FORMAT [options]
+//	eci-pull-registry HOST/REPO:TAG OUTDIR DISKS
+//	                       the same with lf-edge's own registry resolver
+//	                       (resolver.NewRegistry, as its CLI's --remote does: oras-go
+//	                       v1's docker client, credentials from $DOCKER_CONFIG;
+//	                       containerd's resolver speaks plain HTTP to localhost and
+//	                       loopback addresses)
 
 import (
 	"context"
@@ -38,8 +45,29 @@ func eciRun(cmd string, args []string, out io.Writer) (handled bool, err error) 
 		return true, eciPush(args, out)
 	case "eci-pull":
 		return true, eciPull(args, out)
+	case "eci-push-registry", "eci-pull-registry":
+		// The directory argument is replaced by the registry resolver.
+		args = append([]string{registryTarget}, args...)
+		if cmd == "eci-push-registry" {
+			return true, eciPush(args, out)
+		}
+		return true, eciPull(args, out)
 	}
 	return false, nil
+}
+
+// registryTarget in place of DIR means lf-edge's registry resolver.
+const registryTarget = "\x00registry"
+
+// eciResolver is lf-edge's directory resolver over dir, or its registry
+// resolver for registryTarget.
+func eciResolver(dir string) (resolver.ResolverCloser, error) {
+	if dir == registryTarget {
+		_, r, err := resolver.NewRegistry(context.Background())
+		return r, err
+	}
+	_, r, err := resolver.NewDirectory(context.Background(), dir)
+	return r, err
 }
 
 // eciDisk parses F:TYPE as lf-edge's cmd/push.go diskToStruct does.
@@ -112,11 +140,10 @@ func eciPush(args []string, out io.Writer) error {
 			return fmt.Errorf("unknown option %q", flag)
 		}
 	}
-	ctx, dirResolver, err := resolver.NewDirectory(context.Background(), dir)
+	dirResolver, err := eciResolver(dir)
 	if err != nil {
 		return err
 	}
-	_ = ctx
 	digest, err := pusher.Push(format, false, io.Discard, opts, dirResolver)
 	if err != nil {
 		return err
@@ -174,7 +201,7 @@ func eciPull(args []string, out io.Writer) error {
 			_ = f.Close()
 		}
 	}()
-	_, dirResolver, err := resolver.NewDirectory(context.Background(), dir)
+	dirResolver, err := eciResolver(dir)
 	if err != nil {
 		return err
 	}
