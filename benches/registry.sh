@@ -170,6 +170,42 @@ bench() {
     echo
 }
 
+# cocoon_bench LAYOUT REF BYTES: cocoon-common's own pipeline (its
+# snapshot.Pusher, 8-way, 512 MiB chunks, from the tar `cocoon snapshot
+# export` writes; its snapshot.Stream back into that tar) against ours on
+# the same tar (import-tar then push; pull then export-tar), where
+# tests/oracle-cocoon is built.
+cocoon_bench() {
+    local layout=$1 ref=$2 bytes=$3 r
+    command -v oracle-cocoon >/dev/null || { echo "(cocoon-common: tests/oracle-cocoon is not built here; skipped)"; echo; return; }
+    BEST=(); RSS=(); CPU=()
+    "$E" --layout "$layout" export-tar "$ref" -o "$W/snap.tar" >/dev/null
+    local src=$HOST/ours-tar/snapshot:1
+    for r in $(seq "$RUNS"); do
+        RESET=fresh_registry
+        once "push cocoon-common" oracle-cocoon push-registry "$HOST/cocoon/snapshot:1" "$W/snap.tar" -chunk 512 -concurrency "$JOBS"
+        once "push ours" bash -c "rm -rf $W/t && $E --layout $W/t import-tar $W/snap.tar --ref snapshot:1 --format v2 --chunk-size 512MiB >/dev/null && $E --layout $W/t push snapshot:1 $src --plain-http --jobs $JOBS"
+        RESET="rm -rf $W/t2"
+        once "pull cocoon-common" bash -c "oracle-cocoon stream-registry $src > /dev/null"
+        once "pull ours" bash -c "$E --layout $W/t2 pull $src --plain-http --jobs $JOBS >/dev/null && $E --layout $W/t2 export-tar ours-tar/snapshot:1 -o - > /dev/null"
+    done
+    rm -rf "$W/t" "$W/t2" "$W/snap.tar"
+    echo "### cocoon-common's own pipeline: the snapshot's tar ($(python3 -c "print(f'{$bytes / 1e9:.2f}')") GB) to the registry and back, best of $RUNS"
+    echo
+    echo "| | tool | seconds | peer / ours | peak RSS MiB | CPU s |"
+    echo "|---|---|---|---|---|---|"
+    local d t k
+    for d in push pull; do
+        for t in ours cocoon-common; do
+            k="$d $t"
+            echo "| $d | $t | ${BEST[$k]} | $(ratio "${BEST[$k]}" "${BEST[$d ours]}") | ${RSS[$k]} | ${CPU[$k]} |"
+        done
+    done
+    echo
+    echo "push: cocoon-common's Pusher from the tar; ours \`import-tar\` into a new layout (hashed, fsynced) then \`push\`. pull: its Stream writes the import tar; ours \`pull\` (fsynced) then \`export-tar\`."
+    echo
+}
+
 echo "## Registry benchmarks ($(date -u +%Y-%m-%d), $(nproc) cores, runs: $RUNS, load before: $(cut -d' ' -f1 /proc/loadavg))"
 echo
 for kind in "${SELECTED[@]}"; do
@@ -193,6 +229,7 @@ for kind in "${SELECTED[@]}"; do
             "$E" --layout snap pack snapshot vm --ref snapshot:1 --format v2 --chunk-size 512MiB --no-ch-config >/dev/null
             rm -rf vm
             bench snapshot "$W/snap" snapshot:1 "$(du -sb snap/blobs | cut -f1)"
+            cocoon_bench "$W/snap" snapshot:1 "$(du -sb snap/blobs | cut -f1)"
             ;;
         *) die "unknown benchmark $kind (image, snapshot)" ;;
     esac
